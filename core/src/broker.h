@@ -1,0 +1,185 @@
+/*
+ * broker.h - the broker interface: where jobs wait, who holds them, how they finish.
+ *
+ * Two backends implement it with the same semantics: broker_sqlite.c (the embedded default, one
+ * SQLite file in WAL mode shared by every process of an instance on one host) and broker_redis.c
+ * (any number of daemons on any number of hosts).
+ *
+ * Contract, common to both backends:
+ *  - At-least-once. A job is leased atomically to one worker (state STARTED, lease_until) and
+ *    stays leased until that worker acks it. A lease that is not renewed expires and the job
+ *    becomes runnable again; a job whose worker is known dead is reclaimed at once. Each
+ *    reclaim counts a crash; after max_crashes the job is DEAD instead of requeued.
+ *  - Delayed jobs (eta) and retries wait inside the broker, never in worker memory, and are
+ *    promoted atomically when due.
+ *  - Priority orders jobs within a queue (higher first), then enqueue order.
+ *  - A job not started before `expires` becomes EXPIRED and never runs.
+ *  - Unique keys: while a live (not final) job holds a unique key, another enqueue with that
+ *    key is refused with BP_E_EXISTS. A caller-chosen job id that already exists is likewise
+ *    refused (idempotent enqueue, used by beat).
+ *  - Finished jobs keep their record (state, result, error, attempts, timings) for
+ *    result_ttl_ms, then the reaper removes them.
+ *  - Revoke: PENDING/SCHEDULED/RETRY jobs become REVOKED at once and never run; a STARTED job
+ *    is flagged, its worker learns it at the next renew and cancels it cooperatively.
+ *
+ * Threading: a broker object may be used from several threads; backends serialise internally.
+ */
+#ifndef BP_CORE_BROKER_H
+#define BP_CORE_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "betpipe/status.h"
+#include "job.h"
+
+typedef struct broker broker;
+
+#define BROKER_WAKE_WORK 0x1
+#define BROKER_WAKE_DONE 0x2
+
+/* What a worker reports when a job stops running. */
+typedef struct broker_ack {
+    const char *id;
+    job_state state;       /* SUCCESS, FAILURE, RETRY, REVOKED (cancelled after a revoke) */
+    const char *result;    /* compact JSON text, SUCCESS only (may be NULL) */
+    const char *error;     /* FAILURE/RETRY/REVOKED: why */
+    int64_t retry_at_ms;   /* RETRY: when to run again */
+    int64_t finished_ms;
+} broker_ack;
+
+/* Ask for up to `n` jobs from `queue`. */
+typedef struct broker_want {
+    const char *queue;
+    int n;
+} broker_want;
+
+/* The worker (daemon or inline CLI runner) as the registry records it. */
+typedef struct broker_worker_info {
+    const char *id;        /* unique: host:pid:random */
+    const char *host;
+    int pid;
+    json_t *queues;        /* {"queue": concurrency, ...}, borrowed */
+    int64_t started_ms;
+} broker_worker_info;
+
+/* Counts a reap pass produced (for logs and tests). */
+typedef struct broker_reap_report {
+    int64_t requeued;       /* leases reclaimed and requeued */
+    int64_t dead;           /* jobs moved to DEAD after too many crashes */
+    int64_t expired;        /* waiting jobs past their expires */
+    int64_t results_purged; /* finished records past result_ttl */
+    int64_t workers_lost;   /* workers declared offline */
+} broker_reap_report;
+
+/* Options common to every backend. */
+typedef struct broker_options {
+    int64_t lease_ms;          /* lease length; renewed every lease_ms / 3 (default 30 s) */
+    int64_t result_ttl_ms;     /* keep finished job records this long (default 1 day) */
+    int max_crashes;           /* DEAD after this many lost leases (default 3) */
+    int64_t worker_timeout_ms; /* a worker silent this long is offline (default 3 * lease/3) */
+} broker_options;
+
+void broker_options_default(broker_options *o);
+
+/* Listing filter for `betpipe status`, `inspect` and the API. */
+typedef struct broker_filter {
+    const char *queue;     /* NULL = all */
+    int state;             /* a job_state, or -1 = all */
+    const char *type;      /* NULL = all */
+    int limit;             /* 0 = 100 */
+} broker_filter;
+
+typedef struct broker_ops {
+    const char *name; /* "sqlite" or "redis" */
+
+    /* Store `n` new jobs. Each job must have id, type, queue, args and state PENDING or SCHEDULED
+     * (eta > now). out_status[i] receives BP_OK or BP_E_EXISTS (unique key held or id taken); on
+     * BP_E_EXISTS the holder's id is copied into jobs[i]->id. The call itself fails only when
+     * nothing could be stored (backend down, I/O): then no job of the batch is stored. */
+    int (*enqueue)(broker *b, job **jobs, size_t n, int *out_status, bp_error *err);
+
+    /* The worker's one round trip: ack `acks`, then lease up to want.n jobs for each want in the
+     * same transaction / script. Due delayed jobs are promoted and expired ones marked EXPIRED on
+     * the way. Leased jobs (state STARTED, attempts incremented) are appended to *out_jobs (a new
+     * array of new jobs; free each with job_free and the array with free). */
+    int (*exchange)(broker *b, const char *worker_id, const broker_ack *acks, size_t n_acks,
+                    const broker_want *wants, size_t n_wants, job ***out_jobs, size_t *out_n,
+                    bp_error *err);
+
+    /* Lease one specific job if it is runnable now (for `betpipe run --wait` without a daemon).
+     * BP_E_NOTFOUND when it does not exist, BP_E_STATE when it is not runnable now. */
+    int (*lease_one)(broker *b, const char *worker_id, const char *id, job **out, bp_error *err);
+
+    /* Heartbeat: renew every lease held by worker_id, record the worker alive, store progress
+     * of its running jobs. *out_revoked gets a new JSON array of ids of this worker's running
+     * jobs that were revoked since (may be empty). `progress` is {"id": [fraction, "msg"]}. */
+    int (*heartbeat)(broker *b, const broker_worker_info *w, const json_t *stats,
+                     const json_t *progress, json_t **out_revoked, bp_error *err);
+
+    /* Remove the worker from the registry (graceful stop). Its leases are released: jobs it
+     * still holds go back to the queue without counting a crash. */
+    int (*worker_stop)(broker *b, const char *worker_id, bp_error *err);
+
+    /* Requeue expired leases and jobs of dead workers (crash count, DEAD after max_crashes),
+     * expire waiting jobs past their expires, purge finished records past result_ttl. */
+    int (*reap)(broker *b, broker_reap_report *out, bp_error *err);
+
+    /* Earliest instant at which a SCHEDULED/RETRY job of one of `queues` becomes due;
+     * INT64_MAX when none. */
+    int (*next_due)(broker *b, const char *const *queues, size_t n_queues, int64_t *out_ms,
+                    bp_error *err);
+
+    int (*get)(broker *b, const char *id, job **out, bp_error *err);
+
+    /* Revoke (see the contract above). *out_state gets the state after the call. */
+    int (*revoke)(broker *b, const char *id, job_state *out_state, bp_error *err);
+
+    /* Delete every waiting job (PENDING, SCHEDULED, RETRY) of `queue`. */
+    int (*purge)(broker *b, const char *queue, int64_t *out_removed, bp_error *err);
+
+    /* {"queues": {"q": {"waiting":n, "delayed":n, "running":n, "retry":n, "succeeded":n,
+     *  "failed":n, "dead":n, "revoked":n, "expired":n}}, "workers": [...]} (new reference). */
+    int (*stats)(broker *b, json_t **out, bp_error *err);
+
+    /* Jobs matching `f`, newest first, as a new JSON array of job_to_json objects. */
+    int (*list)(broker *b, const broker_filter *f, json_t **out, bp_error *err);
+
+    /* Ask to be woken: BROKER_WAKE_WORK when jobs may have arrived for a worker (enqueue,
+     * revoke), BROKER_WAKE_DONE when jobs finished (for clients waiting on a result). After a
+     * successful subscribe, wake_fd() returns a descriptor that turns readable on those events;
+     * call drain_wake() after it fires and before polling again. */
+    int (*subscribe)(broker *b, int kinds, bp_error *err);
+    int (*wake_fd)(broker *b);
+    void (*drain_wake)(broker *b);
+
+    void (*destroy)(broker *b);
+} broker_ops;
+
+struct broker {
+    const broker_ops *ops;
+    broker_options opts;
+};
+
+/* Open the broker named by `url`: "sqlite:///abs/path.db" (or a plain path), "redis://...",
+ * "rediss://..." or "unix:///path/redis.sock". `data_dir` is where the embedded backend keeps
+ * its wake-up sockets. */
+int broker_open(const char *url, const char *data_dir, const broker_options *opts, broker **out,
+                bp_error *err);
+
+/* Backend constructors (called by broker_open). */
+int broker_sqlite_open(const char *path, const char *data_dir, const broker_options *opts,
+                       broker **out, bp_error *err);
+int broker_redis_open(const char *url, const broker_options *opts, broker **out, bp_error *err);
+
+static inline void broker_destroy(broker *b)
+{
+    if (b) {
+        b->ops->destroy(b);
+    }
+}
+
+#endif
