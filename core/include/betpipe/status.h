@@ -72,9 +72,19 @@ static inline BP_PRINTF(2, 3) void bp_err_prefix(bp_error *err, const char *fmt,
         va_start(ap, fmt);
         vsnprintf(prefix, sizeof prefix, fmt, ap);
         va_end(ap);
+        size_t plen = strlen(prefix), olen;
         memcpy(old, err->msg, sizeof old);
         old[sizeof old - 1] = '\0';
-        snprintf(err->msg, sizeof err->msg, "%s%s", prefix, old);
+        olen = strlen(old);
+        if (plen > sizeof err->msg - 1) {
+            plen = sizeof err->msg - 1;
+        }
+        if (olen > sizeof err->msg - 1 - plen) {
+            olen = sizeof err->msg - 1 - plen;
+        }
+        memcpy(err->msg, prefix, plen);
+        memcpy(err->msg + plen, old, olen);
+        err->msg[plen + olen] = '\0';
     }
 }
 
