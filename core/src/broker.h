@@ -44,7 +44,9 @@ typedef struct broker broker;
 /* What a worker reports when a job stops running. */
 typedef struct broker_ack {
     const char *id;
-    job_state state;       /* SUCCESS, FAILURE, RETRY, REVOKED (cancelled after a revoke) */
+    /* SUCCESS, FAILURE, RETRY, REVOKED (cancelled after a revoke), or PENDING to hand the job
+     * back untouched (graceful shutdown interrupted it): requeued, the attempt not counted. */
+    job_state state;
     const char *result;    /* compact JSON text, SUCCESS only (may be NULL) */
     const char *error;     /* FAILURE/RETRY/REVOKED: why */
     int64_t retry_at_ms;   /* RETRY: when to run again */
@@ -80,7 +82,13 @@ typedef struct broker_options {
     int64_t lease_ms;          /* lease length; renewed every lease_ms / 3 (default 30 s) */
     int64_t result_ttl_ms;     /* keep finished job records this long (default 1 day) */
     int max_crashes;           /* DEAD after this many lost leases (default 3) */
-    int64_t worker_timeout_ms; /* a worker silent this long is offline (default 3 * lease/3) */
+    int64_t worker_timeout_ms; /* a worker silent this long is offline (default = lease_ms) */
+    /* Called after commit for every job that reached a final state through this broker object
+     * (ack, reap, revoke, expiry), with the full record: the daemon mirrors them into the
+     * store's job history. May be called from any thread that uses the broker; must not call
+     * back into the broker. NULL = none. */
+    void (*on_final)(void *ud, const job *j);
+    void *on_final_ud;
 } broker_options;
 
 void broker_options_default(broker_options *o);
