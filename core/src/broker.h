@@ -38,8 +38,9 @@
 
 typedef struct broker broker;
 
-#define BROKER_WAKE_WORK 0x1
-#define BROKER_WAKE_DONE 0x2
+#define BROKER_WAKE_WORK 0x1   /* jobs may have arrived */
+#define BROKER_WAKE_DONE 0x2   /* jobs finished */
+#define BROKER_WAKE_REVOKE 0x4 /* a running job was revoked: heartbeat now to learn which */
 
 /* What a worker reports when a job stops running. */
 typedef struct broker_ack {
@@ -159,10 +160,11 @@ typedef struct broker_ops {
     /* Ask to be woken: BROKER_WAKE_WORK when jobs may have arrived for a worker (enqueue,
      * revoke), BROKER_WAKE_DONE when jobs finished (for clients waiting on a result). After a
      * successful subscribe, wake_fd() returns a descriptor that turns readable on those events;
-     * call drain_wake() after it fires and before polling again. */
+     * call drain_wake() after it fires and before polling again: it returns the BROKER_WAKE_*
+     * bits of what arrived (BROKER_WAKE_REVOKE included). */
     int (*subscribe)(broker *b, int kinds, bp_error *err);
     int (*wake_fd)(broker *b);
-    void (*drain_wake)(broker *b);
+    int (*drain_wake)(broker *b);
 
     void (*destroy)(broker *b);
 } broker_ops;

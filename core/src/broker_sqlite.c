@@ -1273,12 +1273,25 @@ static int sq_wake_fd(broker *b)
     return s->listener ? wake_listener_fd(s->listener) : -1;
 }
 
-static void sq_drain_wake(broker *b)
+static int sq_drain_wake(broker *b)
 {
     sq_broker *s = sq(b);
-    if (s->listener) {
-        wake_drain(s->listener);
+    unsigned bits;
+    int out = 0;
+    if (!s->listener) {
+        return 0;
     }
+    bits = wake_drain(s->listener);
+    if (bits & WAKE_BIT('E')) {
+        out |= BROKER_WAKE_WORK;
+    }
+    if (bits & WAKE_BIT('R')) {
+        out |= BROKER_WAKE_REVOKE | BROKER_WAKE_WORK;
+    }
+    if (bits & WAKE_BIT('F')) {
+        out |= BROKER_WAKE_DONE;
+    }
+    return out;
 }
 
 static void sq_destroy(broker *b)

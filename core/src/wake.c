@@ -96,14 +96,17 @@ int wake_listener_fd(const wake_listener *l)
     return l->fd;
 }
 
-int wake_drain(wake_listener *l)
+unsigned wake_drain(wake_listener *l)
 {
     char buf[64];
-    int n = 0;
-    while (recv(l->fd, buf, sizeof buf, MSG_DONTWAIT) >= 0) {
-        n++;
+    unsigned bits = 0;
+    ssize_t n;
+    while ((n = recv(l->fd, buf, sizeof buf, MSG_DONTWAIT)) >= 0) {
+        for (ssize_t i = 0; i < n; i++) {
+            bits |= WAKE_BIT(buf[i]);
+        }
     }
-    return n;
+    return bits;
 }
 
 void wake_listener_close(wake_listener *l)
