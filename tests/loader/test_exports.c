@@ -199,10 +199,13 @@ Test(exports, shipped_plugins_export_only_bp_plugin_entry)
     }
     if (checked == 0) {
         if (allow && strcmp(allow, "1") == 0) {
-            cr_log_warn("no shipped plugins in %s yet; passing only because "
-                        "BP_TEST_ALLOW_NO_PLUGINS=1",
-                        dir);
-            cr_skip_test("no shipped plugins in %s (BP_TEST_ALLOW_NO_PLUGINS=1)", dir);
+            /* Criterion 2.4.1: cr_skip_test does not leave the test (so return), and a
+             * cr_log_warn before it turns the exit status into a failure (so only the skip
+             * message, which is printed, carries the explanation). */
+            cr_skip_test("no shipped plugins in %s yet; passing only because "
+                         "BP_TEST_ALLOW_NO_PLUGINS=1",
+                         dir);
+            return;
         }
         cr_assert_fail("no shipped plugins found in %s: betpipe ships its job types, models, "
                        "collectors and notifiers as plugins, so there must be some (set "
@@ -266,6 +269,7 @@ Test(exports, parser_agrees_with_nm)
     const char *nm = "/usr/bin/nm";
     if (access(nm, X_OK) != 0) {
         cr_skip_test("%s is not installed", nm);
+        return;
     }
     char *p = fixture("bad_exports");
     const char *argv[] = {nm, "-D", "--defined-only", p, NULL};
