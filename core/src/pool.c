@@ -821,6 +821,16 @@ int pool_stop(pool *p, int64_t grace_ms, int64_t cancel_wait_ms)
     return left;
 }
 
+void pool_hurry(pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->stopping) {
+        p->grace_deadline_ms = util_now_ms();
+    }
+    pthread_mutex_unlock(&p->lock);
+    poke(p);
+}
+
 void pool_destroy(pool *p)
 {
     bool stuck;

@@ -88,6 +88,8 @@ int pool_set_concurrency(pool *p, const char *queue, int concurrency, bp_error *
  * number of jobs that were still running when it gave up (0 = clean). */
 int pool_stop(pool *p, int64_t grace_ms, int64_t cancel_wait_ms);
 void pool_destroy(pool *p);
+/* During pool_stop (from another thread): end the grace period now. */
+void pool_hurry(pool *p);
 
 /* Progress and cancellation, for the job runtime (host->progress, host->cancelled). */
 void pool_task_progress(pool *p, pool_task *t, double fraction, const char *msg);

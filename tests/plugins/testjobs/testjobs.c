@@ -5,8 +5,14 @@
  *   test.crash   crashes its process with SIGSEGV (the dead-letter path)
  *   test.hang    runs for `seconds`; checks cancellation only when `cooperative`
  *   test.fanout  enqueues `n` sys.echo jobs through host->enqueue and returns their ids
+ *   test.record  appends "start"/"end" lines (job id, pid, monotonic ns) to `file`, sleeping
+ *                `sleep_ms` between them: tests read the file to prove exactly-once and
+ *                per-queue concurrency across daemons
  */
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,7 +82,56 @@ static int run_fanout(const bp_job *job, json_t **out_result, bp_error *err)
     return BP_OK;
 }
 
+/* One write(2) per line on an O_APPEND descriptor: lines from concurrent processes never
+ * interleave. */
+static void record_line(const char *file, const char *what, const bp_job *job)
+{
+    char line[256];
+    int fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int n;
+    if (fd < 0) {
+        return;
+    }
+    n = snprintf(line, sizeof line, "%s %s %d %lld %s\n", what, job->id, (int)getpid(),
+                 (long long)job->host->mono_ns(job->host), job->queue);
+    if (n > 0 && write(fd, line, (size_t)n) < 0) {
+        n = -1;
+    }
+    close(fd);
+}
+
+static int run_record(const bp_job *job, json_t **out_result, bp_error *err)
+{
+    const bp_host *h = job->host;
+    const char *file = json_string_value(json_object_get(job->args, "file"));
+    int64_t sleep_ms = json_integer_value(json_object_get(job->args, "sleep_ms"));
+    int64_t end;
+    record_line(file, "start", job);
+    end = h->mono_ns(h) + sleep_ms * 1000000;
+    while (h->mono_ns(h) < end) {
+        struct timespec step = {0, 2 * 1000000L};
+        if (h->cancelled(job)) {
+            record_line(file, "cancel", job);
+            return bp_err(err, BP_E_CANCELLED, "test.record cancelled");
+        }
+        nanosleep(&step, NULL);
+    }
+    record_line(file, "end", job);
+    *out_result = json_pack("{s:i}", "pid", (int)getpid());
+    return BP_OK;
+}
+
 static const bp_job_type test_jobs[] = {
+    {.struct_size = sizeof(bp_job_type),
+     .name = "test.record",
+     .description = "Record start/end lines in a file (exactly-once and concurrency checks)",
+     .queue = "default",
+     .args_schema = "{\"type\": \"object\", \"additionalProperties\": false, \"required\": "
+                    "[\"file\"], \"properties\": {\"file\": {\"type\": \"string\"}, "
+                    "\"sleep_ms\": {\"type\": \"integer\", \"minimum\": 0, \"default\": 0}, "
+                    "\"n\": {\"type\": \"integer\"}}}",
+     .max_retries = 0,
+     .run = run_record},
     {.struct_size = sizeof(bp_job_type),
      .name = "test.flaky",
      .description = "Fail with a retryable error on the first fail_times attempts",
