@@ -288,7 +288,10 @@ Test(registry, struct_size_below_abi_1_0_is_refused)
     bp_error e = {0};
     bp_job_type j = job_desc("data.import");
     j.struct_size = (uint32_t)REGISTRY_JOB_TYPE_SIZE_1_0 - 8;
-    refused(t->add_job_type(t, &j, &e), &e, BP_E_ABI, "smaller than the 56 bytes of ABI 1.0");
+    char want[96];
+    snprintf(want, sizeof want, "smaller than the %zu bytes of ABI 1.0",
+             (size_t)REGISTRY_JOB_TYPE_SIZE_1_0);
+    refused(t->add_job_type(t, &j, &e), &e, BP_E_ABI, want);
     j.struct_size = 0;
     refused(t->add_job_type(t, &j, &e), &e, BP_E_ABI, "declares struct_size 0");
 
