@@ -55,8 +55,8 @@ static int load_plugins(app *a, bp_error *err)
                         if (loader_load_file(a->loader, path, &lerr) != BP_OK) {
                             log_error("loader", "%s", lerr.msg);
                             json_array_append_new(a->plugin_report,
-                                                  json_pack("{s:s, s:b, s:s}", "file", path,
-                                                            "ok", 0, "error", lerr.msg));
+                                                  json_pack("{s:s, s:b, s:s}", "file", path, "ok",
+                                                            0, "error", lerr.msg));
                         } else {
                             json_array_append_new(a->plugin_report,
                                                   json_pack("{s:s, s:b}", "file", path, "ok", 1));
@@ -131,7 +131,7 @@ int app_open(const config_overrides *ov, int parts, app **out, bp_error *err)
         goto fail;
     }
     log_set_level((parts & APP_QUIET) && !a->cfg->log_level_explicit ? BP_LOG_WARN
-                                                                      : a->cfg->log_level);
+                                                                     : a->cfg->log_level);
     log_set_json(a->cfg->log_json);
     if (parts & (APP_BROKER | APP_PLUGINS)) {
         parts |= APP_STORE;

@@ -18,13 +18,14 @@
 #include "registry.h"
 #include "store.h"
 
-#define APP_STORE 0x1
-#define APP_BROKER 0x2   /* implies APP_STORE (finished jobs are mirrored into the history) */
-#define APP_PLUGINS 0x4  /* implies APP_STORE (plugins get the store through their host) */
+#define APP_STORE         0x1
+#define APP_BROKER        0x2 /* implies APP_STORE (finished jobs are mirrored into the history) */
+#define APP_PLUGINS       0x4 /* implies APP_STORE (plugins get the store through their host) */
 #define APP_ASYNC_HISTORY 0x8 /* daemon: mirror finished jobs from a background thread */
-#define APP_ALL (APP_STORE | APP_BROKER | APP_PLUGINS)
-#define APP_QUIET 0x10 /* one-shot CLI command: log warnings and errors only, unless the
-                        * level was set explicitly */
+#define APP_ALL           (APP_STORE | APP_BROKER | APP_PLUGINS)
+#define APP_QUIET                                                                                  \
+    0x10 /* one-shot CLI command: log warnings and errors only, unless the                         \
+          * level was set explicitly */
 
 typedef struct cache cache;
 
@@ -35,11 +36,11 @@ typedef struct app {
     history *history;
     registry *reg;
     loader *loader;
-    json_t *plugin_report;  /* what loading each plugin file gave (for `plugins` and logs) */
-    cache *cache;           /* NULL when no cache is configured */
-    pool *pool;             /* the daemon's pool, NULL elsewhere */
+    json_t *plugin_report; /* what loading each plugin file gave (for `plugins` and logs) */
+    cache *cache;          /* NULL when no cache is configured */
+    pool *pool;            /* the daemon's pool, NULL elsewhere */
     char hostname[256];
-    char worker_id[160];    /* host:pid:random, unique per process */
+    char worker_id[160]; /* host:pid:random, unique per process */
 } app;
 
 /* Open the parts of an instance. On failure err says which part and why, and nothing is left

@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "app.h"
-#include "client.h"
 #include "cli_util.h"
+#include "client.h"
 #include "daemon.h"
 #include "exec.h"
 #include "log.h"
@@ -27,11 +27,13 @@
  * ========================================================================================== */
 
 static const cli_opt global_opts[] = {
-    {"data-dir", true, "DIR     instance directory (default $BETPIPE_DATA_DIR or "
-                       "~/.local/share/betpipe)"},
+    {"data-dir", true,
+     "DIR     instance directory (default $BETPIPE_DATA_DIR or "
+     "~/.local/share/betpipe)"},
     {"config", true, "FILE      config file (default $BETPIPE_CONFIG, <data-dir>/betpipe.json)"},
-    {"broker", true, "URL       broker: redis://host:port/db, unix:///path.sock, "
-                     "sqlite:///path.db"},
+    {"broker", true,
+     "URL       broker: redis://host:port/db, unix:///path.sock, "
+     "sqlite:///path.db"},
     {"plugin-dir", true, "DIR   where plugins are loaded from (':'-separated list)"},
     {"log-level", true, "LEVEL   error, warn, info, debug, trace"},
     {"json", false, "          machine-readable output"},
@@ -107,8 +109,8 @@ static int parse_global(cli_args *a, const char *name, const char *value)
 }
 
 /* Parse argv[from..] for a command accepting `opts`; global options are accepted anywhere. */
-static int parse_args(int argc, char **argv, int from, const cli_opt *opts, int n_opts,
-                      cli_args *a, bp_error *err)
+static int parse_args(int argc, char **argv, int from, const cli_opt *opts, int n_opts, cli_args *a,
+                      bp_error *err)
 {
     a->opts = opts;
     a->n_opts = n_opts;
@@ -136,9 +138,9 @@ static int parse_args(int argc, char **argv, int from, const cli_opt *opts, int 
             continue;
         }
         eq = strchr(arg, '=');
-        util_strlcpy(name, arg + 2, eq && (size_t)(eq - arg - 2) < sizeof name
-                                        ? (size_t)(eq - arg - 2) + 1
-                                        : sizeof name);
+        util_strlcpy(name, arg + 2,
+                     eq && (size_t)(eq - arg - 2) < sizeof name ? (size_t)(eq - arg - 2) + 1
+                                                                : sizeof name);
         if (eq) {
             value = eq + 1;
         }
@@ -448,8 +450,9 @@ static int cmd_run(cli_args *a, int argc, char **argv)
         }
         if (!json_is_object(args)) {
             json_decref(args);
-            return cli_fail(a, BP_E_INVAL, "--args must be a JSON object, e.g. '{\"league\": "
-                                           "\"E0\"}'");
+            return cli_fail(a, BP_E_INVAL,
+                            "--args must be a JSON object, e.g. '{\"league\": "
+                            "\"E0\"}'");
         }
     } else {
         args = json_object();
@@ -618,8 +621,8 @@ static int cmd_task(cli_args *a, int argc, char **argv)
 
 static int cmd_status(cli_args *a, int argc, char **argv)
 {
-    static const char *const cols[] = {"waiting", "delayed", "running", "retry",
-                                       "succeeded", "failed", "dead"};
+    static const char *const cols[] = {"waiting",   "delayed", "running", "retry",
+                                       "succeeded", "failed",  "dead"};
     app *ap = NULL;
     json_t *stats = NULL, *queues, *w;
     bp_error err = {0};
@@ -702,8 +705,10 @@ static int cmd_jobs(cli_args *a, int argc, char **argv)
     app *ap = NULL;
     json_t *list = NULL, *o;
     bp_error err = {0};
-    broker_filter f = {.queue = cli_opt_value(a, "queue"), .state = -1,
-                       .type = cli_opt_value(a, "type"), .limit = 20};
+    broker_filter f = {.queue = cli_opt_value(a, "queue"),
+                       .state = -1,
+                       .type = cli_opt_value(a, "type"),
+                       .limit = 20};
     const char *v;
     size_t i;
     int rc;
@@ -712,8 +717,9 @@ static int cmd_jobs(cli_args *a, int argc, char **argv)
     if ((v = cli_opt_value(a, "state")) != NULL) {
         job_state st;
         if (job_state_parse(v, &st) != BP_OK) {
-            return cli_fail(a, BP_E_INVAL, "--state: unknown state (PENDING, SCHEDULED, STARTED, "
-                                           "RETRY, SUCCESS, FAILURE, REVOKED, EXPIRED, DEAD)");
+            return cli_fail(a, BP_E_INVAL,
+                            "--state: unknown state (PENDING, SCHEDULED, STARTED, "
+                            "RETRY, SUCCESS, FAILURE, REVOKED, EXPIRED, DEAD)");
         }
         f.state = (int)st;
     }
@@ -748,8 +754,7 @@ static int cmd_jobs(cli_args *a, int argc, char **argv)
                 snprintf(runtime, sizeof runtime, "%lld",
                          (long long)json_integer_value(json_object_get(o, "runtime_ms")));
             }
-            printf("%-36s  %-22s %-18s %-9s %8s  %s\n",
-                   json_string_value(json_object_get(o, "id")),
+            printf("%-36s  %-22s %-18s %-9s %8s  %s\n", json_string_value(json_object_get(o, "id")),
                    json_string_value(json_object_get(o, "type")),
                    json_string_value(json_object_get(o, "queue")),
                    json_string_value(json_object_get(o, "state")), runtime,
@@ -789,8 +794,8 @@ static int cmd_purge(cli_args *a, int argc, char **argv)
         return rc;
     }
     if (a->json) {
-        json_t *o = json_pack("{s:s, s:I}", "queue", a->positional[0], "purged",
-                              (json_int_t)removed);
+        json_t *o =
+            json_pack("{s:s, s:I}", "queue", a->positional[0], "purged", (json_int_t)removed);
         cli_print_json(o);
         json_decref(o);
     } else {
@@ -854,8 +859,7 @@ static int cmd_plugins(cli_args *a, int argc, char **argv)
         if ((rc = open_app(a, APP_STORE, &ap)) != 0) {
             return rc;
         }
-        rc = loader_check_file(a->positional[1], host_for_plugin, host_release, ap, &report,
-                               &err);
+        rc = loader_check_file(a->positional[1], host_for_plugin, host_release, ap, &report, &err);
         if (rc != BP_OK) {
             rc = cli_fail(a, rc == BP_E_ABI ? BP_E_INVAL : rc, err.msg);
             app_close(ap);
@@ -885,16 +889,15 @@ static int cmd_plugins(cli_args *a, int argc, char **argv)
         return rc;
     }
     if (a->json) {
-        json_t *o = json_pack("{s:O, s:O, s:s}", "plugins", desc, "load_report",
-                              ap->plugin_report, "plugin_dir", ap->cfg->plugin_dir);
+        json_t *o = json_pack("{s:O, s:O, s:s}", "plugins", desc, "load_report", ap->plugin_report,
+                              "plugin_dir", ap->cfg->plugin_dir);
         cli_print_json(o);
         json_decref(o);
     } else {
         printf("plugin dir: %s\n\n", ap->cfg->plugin_dir);
         json_array_foreach(desc, i, p)
         {
-            static const char *const kinds[] = {"job_types", "models", "collectors",
-                                                "notifiers"};
+            static const char *const kinds[] = {"job_types", "models", "collectors", "notifiers"};
             printf("%s %s  (ABI %s)  %s\n  %s\n", json_string_value(json_object_get(p, "name")),
                    json_string_value(json_object_get(p, "version")),
                    json_string_value(json_object_get(p, "abi")),
@@ -907,9 +910,12 @@ static int cmd_plugins(cli_args *a, int argc, char **argv)
                 {
                     const char *q = json_string_value(json_object_get(item, "queue"));
                     printf("    %-10s %-24s %s%s%s\n",
-                           k == 0 ? "job" : k == 1 ? "model" : k == 2 ? "collector" : "notifier",
-                           json_string_value(json_object_get(item, "name")),
-                           q ? "[" : "", q ? q : "", q ? "] " : "");
+                           k == 0   ? "job"
+                           : k == 1 ? "model"
+                           : k == 2 ? "collector"
+                                    : "notifier",
+                           json_string_value(json_object_get(item, "name")), q ? "[" : "",
+                           q ? q : "", q ? "] " : "");
                 }
             }
             printf("\n");
@@ -949,9 +955,9 @@ static int cmd_config(cli_args *a, int argc, char **argv)
     json_array_foreach(ap->plugin_report, i, p)
     {
         if (!json_is_true(json_object_get(p, "ok"))) {
-            json_array_append_new(problems,
-                                  json_pack("{s:s, s:O}", "plugin", json_string_value(json_object_get(p, "file")),
-                                            "error", json_object_get(p, "error")));
+            json_array_append_new(problems, json_pack("{s:s, s:O}", "plugin",
+                                                      json_string_value(json_object_get(p, "file")),
+                                                      "error", json_object_get(p, "error")));
         }
     }
     json_object_set_new(report, "job_types", registry_names(ap->reg, REGISTRY_JOB));
@@ -960,8 +966,8 @@ static int cmd_config(cli_args *a, int argc, char **argv)
         cli_print_json(report);
     } else {
         char *s = json_dumps(report, JSON_INDENT(2));
-        printf("%s\n%s\n", s ? s : "", json_array_size(problems) ? "config check: PROBLEMS"
-                                                                   : "config check: ok");
+        printf("%s\n%s\n", s ? s : "",
+               json_array_size(problems) ? "config check: PROBLEMS" : "config check: ok");
         free(s);
     }
     rc = json_array_size(problems) ? CLI_EXIT_CONFIG : CLI_EXIT_OK;
@@ -1032,8 +1038,8 @@ static const cli_command commands[] = {
     {"revoke", "revoke ID", "cancel a job (queued, delayed or running)", NULL, 0, cmd_revoke},
     {"plugins", "plugins [check FILE]", "list loaded plugins, or check one file", NULL, 0,
      cmd_plugins},
-    {"config", "config check", "validate the configuration and show the effective values",
-     NULL, 0, cmd_config},
+    {"config", "config check", "validate the configuration and show the effective values", NULL, 0,
+     cmd_config},
 };
 
 static void print_opts(const cli_opt *opts, int n)

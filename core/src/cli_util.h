@@ -14,21 +14,21 @@
 
 /* One option a command accepts. */
 typedef struct cli_opt {
-    const char *name;     /* long name without dashes: "countdown" */
+    const char *name; /* long name without dashes: "countdown" */
     bool has_arg;
-    const char *help;     /* "DUR  run no earlier than now + DUR" */
+    const char *help; /* "DUR  run no earlier than now + DUR" */
 } cli_opt;
 
 /* The parsed command line of one command. */
 typedef struct cli_args {
-    const char *command;     /* "run" */
-    const char *sub;         /* "check" for `plugins check`, or NULL */
+    const char *command; /* "run" */
+    const char *sub;     /* "check" for `plugins check`, or NULL */
     const char *positional[16];
     int n_positional;
-    const char *values[64];  /* values[i] for opts[i]; "" for a flag that is set */
+    const char *values[64]; /* values[i] for opts[i]; "" for a flag that is set */
     const cli_opt *opts;
     int n_opts;
-    config_overrides ov;     /* global options */
+    config_overrides ov; /* global options */
     bool json;
     bool help;
 } cli_args;

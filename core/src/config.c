@@ -19,7 +19,7 @@
 /* The queues of the MaraBet spec with their concurrency, plus `default` for diagnostics jobs
  * (sys.*). A config file can change any of them and add its own. */
 static const config_queue default_queues[] = {
-    {"ml_queue", 2},          {"backtesting_queue", 1}, {"data_queue", 3},
+    {"ml_queue", 2},           {"backtesting_queue", 1}, {"data_queue", 3},
     {"notification_queue", 2}, {"maintenance_queue", 1}, {"default", 2},
 };
 
@@ -193,8 +193,8 @@ static int resolve_broker_url(config *c, const config_overrides *ov)
         {"REDIS_URL", getenv("REDIS_URL")},
         {"CELERY_BROKER_URL", getenv("CELERY_BROKER_URL")},
     };
-    const char *file_url = json_string_value(json_object_get(json_object_get(c->root, "broker"),
-                                                             "url"));
+    const char *file_url =
+        json_string_value(json_object_get(json_object_get(c->root, "broker"), "url"));
     for (size_t i = 0; i < BP_ARRAY_LEN(candidates); i++) {
         if (candidates[i].value && *candidates[i].value) {
             c->broker_url = strdup(candidates[i].value);
@@ -260,11 +260,11 @@ static int load_file(const char *path, json_t **out, bp_error *err)
 
 static int apply_retry(const json_t *r, const char *where, retry_policy *p, bp_error *err)
 {
-    int rc = get_duration(r, "interval_start", where, p->interval_start_ms,
-                          &p->interval_start_ms, err);
+    int rc =
+        get_duration(r, "interval_start", where, p->interval_start_ms, &p->interval_start_ms, err);
     if (rc == BP_OK) {
-        rc = get_duration(r, "interval_step", where, p->interval_step_ms, &p->interval_step_ms,
-                          err);
+        rc =
+            get_duration(r, "interval_step", where, p->interval_step_ms, &p->interval_step_ms, err);
     }
     if (rc == BP_OK) {
         rc = get_duration(r, "interval_max", where, p->interval_max_ms, &p->interval_max_ms, err);
@@ -341,12 +341,10 @@ int config_load(const config_overrides *ov, config **out, bp_error *err)
             snprintf(root, sizeof root, "config.jobs.%s", name);
             rc = validate_with(job_schema, v, root, err);
         }
-        json_object_foreach(json_object_get(json_object_get(c->root, "plugins"), "config"), name,
-                            v)
+        json_object_foreach(json_object_get(json_object_get(c->root, "plugins"), "config"), name, v)
         {
             if (rc == BP_OK && !json_is_object(v)) {
-                rc = bp_err(err, BP_E_CONFIG, "config.plugins.config.%s: expected an object",
-                            name);
+                rc = bp_err(err, BP_E_CONFIG, "config.plugins.config.%s: expected an object", name);
             }
         }
     }
@@ -361,10 +359,10 @@ int config_load(const config_overrides *ov, config **out, bp_error *err)
     {
         const char *file_dd = json_string_value(json_object_get(c->root, "data_dir"));
         const char *env_dd = getenv("BETPIPE_DATA_DIR");
-        const char *chosen = ov && ov->data_dir ? ov->data_dir
+        const char *chosen = ov && ov->data_dir  ? ov->data_dir
                              : env_dd && *env_dd ? env_dd
-                             : file_dd            ? file_dd
-                                                  : dd;
+                             : file_dd           ? file_dd
+                                                 : dd;
         if (chosen[0] != '/') {
             char cwd[PATH_MAX];
             if (!getcwd(cwd, sizeof cwd)) {
@@ -391,9 +389,8 @@ int config_load(const config_overrides *ov, config **out, bp_error *err)
                           &c->broker_opts.result_ttl_ms, err);
     }
     if (rc == BP_OK) {
-        rc = get_duration(sec, "worker_timeout", "config.broker",
-                          c->broker_opts.worker_timeout_ms, &c->broker_opts.worker_timeout_ms,
-                          err);
+        rc = get_duration(sec, "worker_timeout", "config.broker", c->broker_opts.worker_timeout_ms,
+                          &c->broker_opts.worker_timeout_ms, err);
     }
     if (rc == BP_OK && json_is_integer(json_object_get(sec, "max_crashes"))) {
         c->broker_opts.max_crashes = (int)json_integer_value(json_object_get(sec, "max_crashes"));
@@ -414,8 +411,8 @@ int config_load(const config_overrides *ov, config **out, bp_error *err)
         json_object_foreach(json_object_get(c->root, "queues"), name, v)
         {
             if (rc == BP_OK) {
-                rc = add_queue(
-                    c, name, (int)json_integer_value(json_object_get(v, "concurrency")), err);
+                rc = add_queue(c, name, (int)json_integer_value(json_object_get(v, "concurrency")),
+                               err);
             }
         }
     }
@@ -445,14 +442,14 @@ int config_load(const config_overrides *ov, config **out, bp_error *err)
                         "log level '%s' is not one of error, warn, info, debug, trace", lv);
             goto fail;
         }
-        c->log_json = json_is_string(json_object_get(json_object_get(c->root, "log"), "format")) &&
-                      strcmp(json_string_value(json_object_get(json_object_get(c->root, "log"),
-                                                               "format")),
-                             "json") == 0;
+        c->log_json =
+            json_is_string(json_object_get(json_object_get(c->root, "log"), "format")) &&
+            strcmp(json_string_value(json_object_get(json_object_get(c->root, "log"), "format")),
+                   "json") == 0;
     }
 
-    rc = get_duration(json_object_get(c->root, "daemon"), "shutdown_grace", "config.daemon",
-                      30000, &c->shutdown_grace_ms, err);
+    rc = get_duration(json_object_get(c->root, "daemon"), "shutdown_grace", "config.daemon", 30000,
+                      &c->shutdown_grace_ms, err);
     if (rc != BP_OK) {
         goto fail;
     }
@@ -554,8 +551,7 @@ const json_t *config_job(const config *c, const char *type)
 
 const json_t *config_plugin(const config *c, const char *plugin)
 {
-    return json_object_get(json_object_get(json_object_get(c->root, "plugins"), "config"),
-                           plugin);
+    return json_object_get(json_object_get(json_object_get(c->root, "plugins"), "config"), plugin);
 }
 
 const json_t *config_section(const config *c, const char *name)

@@ -40,13 +40,13 @@ typedef struct config_overrides {
 } config_overrides;
 
 typedef struct config {
-    json_t *root;           /* the validated document with defaults applied */
-    char *path;             /* the file it came from, or NULL */
-    char *data_dir;         /* absolute */
-    char *broker_url;       /* NULL/"" = the embedded broker in data_dir */
-    char *broker_source;    /* where broker_url came from ("BETPIPE_BROKER_URL", "config", ...) */
+    json_t *root;        /* the validated document with defaults applied */
+    char *path;          /* the file it came from, or NULL */
+    char *data_dir;      /* absolute */
+    char *broker_url;    /* NULL/"" = the embedded broker in data_dir */
+    char *broker_source; /* where broker_url came from ("BETPIPE_BROKER_URL", "config", ...) */
     broker_options broker_opts;
-    config_queue *queues;   /* every known queue with its default concurrency */
+    config_queue *queues; /* every known queue with its default concurrency */
     size_t n_queues;
     char *plugin_dir;
     const json_t *plugin_load; /* array of plugin names, or NULL = every .so in plugin_dir */
@@ -54,8 +54,8 @@ typedef struct config {
     bool log_level_explicit; /* set by --log-level, BETPIPE_LOG_LEVEL or the file */
     bool log_json;
     int64_t shutdown_grace_ms;
-    retry_policy retry;     /* default retry policy */
-    int max_retries;        /* default max retries */
+    retry_policy retry; /* default retry policy */
+    int max_retries;    /* default max retries */
 } config;
 
 /* Load and validate. On failure nothing is returned and err names the file and key. */

@@ -10,10 +10,10 @@
 #include "daemon.h"
 
 #include <errno.h>
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,8 +232,9 @@ int daemon_main(const daemon_options *o)
     {
         int64_t grace = o->grace_ms >= 0 ? o->grace_ms : a->cfg->shutdown_grace_ms;
         int left;
-        log_info("daemon", "stopping: no new jobs; running jobs have %lld ms to finish "
-                           "(send the signal again to stop sooner)",
+        log_info("daemon",
+                 "stopping: no new jobs; running jobs have %lld ms to finish "
+                 "(send the signal again to stop sooner)",
                  (long long)grace);
         hurry_watch watch = {.pool = a->pool, .set = set};
         pthread_t watcher;
@@ -249,8 +250,9 @@ int daemon_main(const daemon_options *o)
             /* Threads are stuck in plugin code that ignores cancellation: release the leases
              * so the jobs run again elsewhere, keep the history, and leave without unloading
              * plugins from under those threads. */
-            log_warn("daemon", "%d job(s) did not stop; their leases are released so they run "
-                               "again on the next worker",
+            log_warn("daemon",
+                     "%d job(s) did not stop; their leases are released so they run "
+                     "again on the next worker",
                      left);
             a->broker->ops->worker_stop(a->broker, a->worker_id, NULL);
             history_flush(a->history);

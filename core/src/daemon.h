@@ -12,9 +12,9 @@
 
 typedef struct daemon_options {
     config_overrides ov;
-    const char *queues;       /* "q1,q2": serve only these; NULL = all configured queues */
-    const char *concurrency;  /* "q1=4,q2=1": per-queue overrides */
-    int64_t grace_ms;         /* -1 = from config */
+    const char *queues;      /* "q1,q2": serve only these; NULL = all configured queues */
+    const char *concurrency; /* "q1=4,q2=1": per-queue overrides */
+    int64_t grace_ms;        /* -1 = from config */
     bool no_beat;
     bool no_http;
 } daemon_options;

@@ -114,8 +114,8 @@ static void execute(app *a, pool *p, pool_task *t, pool_outcome *out)
             int64_t delay = job_retry_delay_ms(&j->retry, j->attempts);
             out->state = JOB_RETRY;
             out->retry_at_ms = util_now_ms() + delay;
-            set_error(out, JOB_RETRY, "%s (%s; retry %d of %d in %.1f s)", msg,
-                      bp_status_str(rc), j->attempts, j->max_retries, (double)delay / 1000.0);
+            set_error(out, JOB_RETRY, "%s (%s; retry %d of %d in %.1f s)", msg, bp_status_str(rc),
+                      j->attempts, j->max_retries, (double)delay / 1000.0);
         } else if (transient(rc)) {
             set_error(out, JOB_FAILURE, "%s (%s; gave up after %d attempts)", msg,
                       bp_status_str(rc), j->attempts);

@@ -12,7 +12,7 @@
 /* What bp_job.runtime points to while a job runs. */
 typedef struct exec_runtime {
     app *app;
-    pool *pool;       /* NULL when the job runs inline in a CLI process */
+    pool *pool; /* NULL when the job runs inline in a CLI process */
     pool_task *task;
 } exec_runtime;
 

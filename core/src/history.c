@@ -14,8 +14,8 @@ struct history {
     store *store;
     bool async;
     pthread_mutex_t lock;
-    pthread_cond_t cond;      /* work arrived, or stop */
-    pthread_cond_t flushed;   /* a batch was written */
+    pthread_cond_t cond;    /* work arrived, or stop */
+    pthread_cond_t flushed; /* a batch was written */
     job **queue;
     size_t n, cap;
     bool stopping;

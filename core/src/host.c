@@ -111,7 +111,8 @@ static int h_enqueue(const bp_host *h, const char *type, const json_t *args,
     return client_enqueue(a, type, args, opts, exec_current_job_id(), out_id, err);
 }
 
-/* ---- lookups ---------------------------------------------------------------------------------- */
+/* ---- lookups ----------------------------------------------------------------------------------
+ */
 
 static int h_find_model(const bp_host *h, const char *name, const bp_model_type **out_desc,
                         void **out_state)
@@ -125,8 +126,8 @@ static int h_find_model(const bp_host *h, const char *name, const bp_model_type 
     return BP_OK;
 }
 
-static int h_find_collector(const bp_host *h, const char *name,
-                            const bp_collector_type **out_desc, void **out_state)
+static int h_find_collector(const bp_host *h, const char *name, const bp_collector_type **out_desc,
+                            void **out_state)
 {
     const registry_collector *c = registry_find_collector(ctx_of(h)->app->reg, name);
     if (!c) {
@@ -158,7 +159,8 @@ static json_t *h_list_names(const bp_host *h, const char *kind)
     return registry_names(ctx_of(h)->app->reg, k);
 }
 
-/* ---- store ------------------------------------------------------------------------------------ */
+/* ---- store ------------------------------------------------------------------------------------
+ */
 
 static const char *hs_path(const bp_host *h)
 {

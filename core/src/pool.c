@@ -25,14 +25,14 @@ typedef struct worker_slot {
 
 typedef struct pool_queue {
     char *name;
-    int target;              /* desired concurrency */
-    int busy;                /* jobs running on this queue's threads */
+    int target; /* desired concurrency */
+    int busy;   /* jobs running on this queue's threads */
     worker_slot slots[POOL_MAX_CONCURRENCY];
     /* the channel: tasks leased for this queue, not yet taken by a thread */
     pool_task **chan;
     size_t chan_head, chan_n, chan_cap;
     pthread_cond_t cond;
-    bool maybe_work;         /* false after a lease came back short, until a wake-up */
+    bool maybe_work; /* false after a lease came back short, until a wake-up */
     int64_t processed, succeeded, failed, retried, revoked, handed_back;
 } pool_queue;
 
@@ -60,7 +60,7 @@ struct pool {
     pthread_t dispatcher;
     bool dispatcher_started;
     bool stopping;
-    bool abandon;            /* pool_stop gave up waiting */
+    bool abandon; /* pool_stop gave up waiting */
     int64_t grace_deadline_ms;
     bool grace_cancel_sent;
     pthread_cond_t dispatcher_done;
@@ -152,8 +152,9 @@ static void push_ack(pool *p, const char *id, pool_outcome *out)
         size_t cap = p->cap_acks ? p->cap_acks * 2 : 32;
         pending_ack *na = realloc(p->acks, cap * sizeof *na);
         if (!na) {
-            log_error("pool", "out of memory queueing the ack of job %s; its lease will expire "
-                              "and it will run again",
+            log_error("pool",
+                      "out of memory queueing the ack of job %s; its lease will expire "
+                      "and it will run again",
                       id);
             free(out->result);
             free(out->error);
@@ -328,11 +329,10 @@ json_t *pool_stats(pool *p)
         busy += q->busy;
     }
     pthread_mutex_unlock(&p->lock);
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:o}", "processed",
-                     (json_int_t)processed, "succeeded", (json_int_t)succeeded, "failed",
-                     (json_int_t)failed, "busy", (json_int_t)busy, "rss_kb",
-                     (json_int_t)read_rss_kb(), "load1", read_load1(), "uptime_ms",
-                     (json_int_t)(util_now_ms() - p->started_ms), "queues", queues);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:o}", "processed", (json_int_t)processed,
+                     "succeeded", (json_int_t)succeeded, "failed", (json_int_t)failed, "busy",
+                     (json_int_t)busy, "rss_kb", (json_int_t)read_rss_kb(), "load1", read_load1(),
+                     "uptime_ms", (json_int_t)(util_now_ms() - p->started_ms), "queues", queues);
 }
 
 json_t *pool_active(pool *p)
@@ -343,12 +343,12 @@ json_t *pool_active(pool *p)
         const pool_task *t = p->running[i];
         char started[40];
         util_format_iso8601(t->job->started_ms, started, sizeof started);
-        json_array_append_new(
-            arr, json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:s}", "id", t->job->id, "type",
-                           t->job->type, "queue", t->job->queue, "started", started, "attempt",
-                           t->job->attempts, "progress",
-                           t->progress >= 0 ? json_real(t->progress) : json_null(), "args",
-                           t->job->args));
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:s}", "id", t->job->id,
+                                        "type", t->job->type, "queue", t->job->queue, "started",
+                                        started, "attempt", t->job->attempts, "progress",
+                                        t->progress >= 0 ? json_real(t->progress) : json_null(),
+                                        "args", t->job->args));
     }
     pthread_mutex_unlock(&p->lock);
     return arr;
@@ -499,8 +499,8 @@ static void *dispatcher_main(void *arg)
                                            .retry_at_ms = taken[i].out.retry_at_ms,
                                            .finished_ms = fin};
                 }
-                rc = p->b->ops->exchange(p->b, p->worker_id, acks, n_taken, wants, n_wants,
-                                         &jobs, &n_jobs, &err);
+                rc = p->b->ops->exchange(p->b, p->worker_id, acks, n_taken, wants, n_wants, &jobs,
+                                         &n_jobs, &err);
             }
             if (rc != BP_OK) {
                 /* Keep the acks for the next attempt; back off while the broker is sick. */
@@ -546,10 +546,9 @@ static void *dispatcher_main(void *arg)
                 }
                 t->job = jobs[i];
                 t->progress = -1.0;
-                t->soft_deadline_ms =
-                    jobs[i]->soft_time_limit_ms > 0 ? jobs[i]->started_ms +
-                                                          jobs[i]->soft_time_limit_ms
-                                                    : 0;
+                t->soft_deadline_ms = jobs[i]->soft_time_limit_ms > 0
+                                          ? jobs[i]->started_ms + jobs[i]->soft_time_limit_ms
+                                          : 0;
                 atomic_init(&t->cancel, POOL_CANCEL_NONE);
                 chan_push(q, t);
                 pthread_cond_signal(&q->cond);

@@ -34,8 +34,8 @@
 typedef struct pool pool;
 
 /* Why a running job is asked to stop (pool_task.cancel). */
-#define POOL_CANCEL_NONE 0
-#define POOL_CANCEL_REVOKED 1
+#define POOL_CANCEL_NONE     0
+#define POOL_CANCEL_REVOKED  1
 #define POOL_CANCEL_SHUTDOWN 2
 
 /* One job on its way through a worker thread. */
@@ -51,10 +51,10 @@ typedef struct pool_task {
 
 /* What running a job produced. Strings are owned by the outcome (pool frees them). */
 typedef struct pool_outcome {
-    job_state state;       /* SUCCESS, FAILURE, RETRY, REVOKED, or PENDING (hand back) */
-    char *result;          /* SUCCESS: compact JSON text */
-    char *error;           /* otherwise: why */
-    int64_t retry_at_ms;   /* RETRY */
+    job_state state;     /* SUCCESS, FAILURE, RETRY, REVOKED, or PENDING (hand back) */
+    char *result;        /* SUCCESS: compact JSON text */
+    char *error;         /* otherwise: why */
+    int64_t retry_at_ms; /* RETRY */
 } pool_outcome;
 
 /* Runs one job on a worker thread. Must fill *out. */
@@ -68,11 +68,11 @@ typedef struct pool_queue_spec {
 typedef struct pool_config {
     const pool_queue_spec *queues;
     size_t n_queues;
-    int64_t heartbeat_ms;    /* default lease_ms / 3 */
-    int64_t reap_ms;         /* how often this daemon runs the reaper (default 2 s) */
+    int64_t heartbeat_ms; /* default lease_ms / 3 */
+    int64_t reap_ms;      /* how often this daemon runs the reaper (default 2 s) */
     pool_run_fn run;
     void *run_ud;
-    const char *worker_id;   /* unique id of this daemon in the worker registry */
+    const char *worker_id; /* unique id of this daemon in the worker registry */
     const char *hostname;
 } pool_config;
 

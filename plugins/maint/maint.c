@@ -187,8 +187,8 @@ static int run_backup_db(const bp_job *job, json_t **out_result, bp_error *err)
     *out_result = json_pack("{s:s, s:s, s:I, s:b, s:s, s:I, s:i, s:o}", "path", path, "source",
                             h->store->path(h), "bytes", (json_int_t)st.st_size, "verified", 1,
                             "integrity_check", "ok", "duration_ms",
-                            (json_int_t)((h->mono_ns(h) - t0) / 1000000), "keep", keep,
-                            "deleted", apply_retention(h, dir, keep));
+                            (json_int_t)((h->mono_ns(h) - t0) / 1000000), "keep", keep, "deleted",
+                            apply_retention(h, dir, keep));
     BP_LOGI(h, "backup written path=%s bytes=%lld", path, (long long)st.st_size);
     return *out_result ? BP_OK : bp_err(err, BP_E_NOMEM, "out of memory");
 }
@@ -218,12 +218,11 @@ static const bp_job_type maint_jobs[] = {
         .name = "maint.backup_db",
         .description = "Online backup of the store into a timestamped, verified file",
         .queue = "maintenance_queue",
-        .args_schema =
-            "{\"type\": \"object\", \"additionalProperties\": false, \"properties\": {"
-            "\"dir\": {\"type\": \"string\", \"minLength\": 1, \"description\": "
-            "\"where to write backups (default <data_dir>/backups)\"},"
-            "\"keep\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 10000, "
-            "\"default\": 7, \"description\": \"how many backups to keep\"}}}",
+        .args_schema = "{\"type\": \"object\", \"additionalProperties\": false, \"properties\": {"
+                       "\"dir\": {\"type\": \"string\", \"minLength\": 1, \"description\": "
+                       "\"where to write backups (default <data_dir>/backups)\"},"
+                       "\"keep\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 10000, "
+                       "\"default\": 7, \"description\": \"how many backups to keep\"}}}",
         .soft_time_limit_s = 3600,
         .max_retries = 2,
         .run = run_backup_db,

@@ -79,8 +79,7 @@ Test(cli_errors, unknown_job_type)
 
 Test(cli_errors, args_failing_the_schema_name_the_field)
 {
-    expect_refused(2, "args.seconds", "run", "sys.sleep", "--args", "{\"seconds\": \"ten\"}",
-                   NULL);
+    expect_refused(2, "args.seconds", "run", "sys.sleep", "--args", "{\"seconds\": \"ten\"}", NULL);
     expect_refused(2, "seconds", "run", "sys.sleep", "--args", "{}", NULL);
     expect_refused(2, "keeep", "run", "maint.backup_db", "--args", "{\"keeep\": 3}", NULL);
     expect_refused(2, "args.keep", "run", "maint.backup_db", "--arg", "keep=0", NULL);
@@ -98,15 +97,14 @@ Test(cli_errors, bad_eta_countdown_priority)
     expect_refused(2, "2026-02-30", "run", "sys.noop", "--eta", "2026-02-30T10:00Z", NULL);
     expect_refused(2, "--countdown", "run", "sys.noop", "--countdown", "soon", NULL);
     expect_refused(2, "--priority", "run", "sys.noop", "--priority", "11", NULL);
-    expect_refused(2, "exclude each other", "run", "sys.noop", "--eta", "2030-01-01",
-                   "--countdown", "5", NULL);
+    expect_refused(2, "exclude each other", "run", "sys.noop", "--eta", "2030-01-01", "--countdown",
+                   "5", NULL);
     expect_refused(2, "unknown option --bogus", "run", "sys.noop", "--bogus", NULL);
 }
 
 Test(cli_errors, unknown_queue)
 {
-    expect_refused(2, "unknown queue 'gpu_queue'", "run", "sys.noop", "--queue", "gpu_queue",
-                   NULL);
+    expect_refused(2, "unknown queue 'gpu_queue'", "run", "sys.noop", "--queue", "gpu_queue", NULL);
 }
 
 Test(cli_errors, unreadable_and_invalid_config)

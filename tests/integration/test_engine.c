@@ -55,8 +55,8 @@ static char *record_args(int sleep_ms)
 
 Test(engine, run_wait_inline_without_daemon)
 {
-    bpt_result r = bpt_betpipe(dd, "run", "sys.echo", "--args", "{\"hello\": \"world\"}", "--wait",
-                               NULL);
+    bpt_result r =
+        bpt_betpipe(dd, "run", "sys.echo", "--args", "{\"hello\": \"world\"}", "--wait", NULL);
     cr_assert_eq(r.exit_code, 0, "stdout: %s\nstderr: %s", r.out, r.err);
     cr_assert(strstr(r.out, "SUCCESS"), "%s", r.out);
     cr_assert(strstr(r.out, "\"hello\": \"world\""), "%s", r.out);
@@ -82,8 +82,8 @@ Test(engine, backup_db_prints_success_with_path)
 Test(engine, run_wait_through_daemon_and_task_shows_it)
 {
     pid_t d = bpt_daemon_start(dd, NULL);
-    bpt_result r = bpt_betpipe(dd, "run", "sys.echo", "--arg", "n=7", "--wait", "--no-inline",
-                               "--json", NULL);
+    bpt_result r =
+        bpt_betpipe(dd, "run", "sys.echo", "--arg", "n=7", "--wait", "--no-inline", "--json", NULL);
     json_t *o;
     char daemon_tag[32];
     cr_assert_eq(r.exit_code, 0, "%s %s", r.out, r.err);
@@ -113,15 +113,15 @@ Test(engine, countdown_is_honoured)
     char id[BP_JOB_ID_SIZE];
     json_t *args = json_object();
     bp_error err = {0};
-    cr_assert_eq(client_enqueue(a, "sys.noop", args, &opts, NULL, id, &err), BP_OK, "%s",
-                 err.msg);
+    cr_assert_eq(client_enqueue(a, "sys.noop", args, &opts, NULL, id, &err), BP_OK, "%s", err.msg);
     job *j = bpt_wait_final(a, id, 10000);
     cr_assert(j && j->state == JOB_SUCCESS);
     int64_t delay = j->started_ms - j->created_ms;
     cr_assert(delay >= 1000, "started %lld ms after enqueue, before its countdown",
               (long long)delay);
-    cr_assert(delay < 1000 + bpt_deadline_ms(1000), "started %lld ms after enqueue: more than 1 s "
-                                                    "late",
+    cr_assert(delay < 1000 + bpt_deadline_ms(1000),
+              "started %lld ms after enqueue: more than 1 s "
+              "late",
               (long long)delay);
     job_free(j);
     json_decref(args);
@@ -133,15 +133,15 @@ Test(engine, retries_with_backoff_then_success)
 {
     write_config("{\"retry\": {\"interval_start\": 0.2, \"interval_step\": 0.2, "
                  "\"jitter\": false}}");
-    bpt_result r = bpt_betpipe(dd, "run", "test.flaky", "--arg", "fail_times=2", "--wait",
-                               "--json", NULL);
+    bpt_result r =
+        bpt_betpipe(dd, "run", "test.flaky", "--arg", "fail_times=2", "--wait", "--json", NULL);
     cr_assert_eq(r.exit_code, 0, "%s %s", r.out, r.err);
     json_t *o = json_loads(r.out, 0, NULL);
     cr_assert_str_eq(json_string_value(json_object_get(o, "state")), "SUCCESS");
     cr_assert_eq(json_integer_value(json_object_get(o, "attempts")), 3);
-    cr_assert_eq(json_integer_value(json_object_get(json_object_get(o, "result"),
-                                                    "succeeded_on_attempt")),
-                 3);
+    cr_assert_eq(
+        json_integer_value(json_object_get(json_object_get(o, "result"), "succeeded_on_attempt")),
+        3);
     /* backoff 0.2 s then 0.4 s: the job cannot finish sooner than 0.6 s after it was created */
     int64_t created = 0, finished = 0;
     util_parse_iso8601(json_string_value(json_object_get(o, "created")), &created, NULL);
@@ -155,8 +155,8 @@ Test(engine, retries_with_backoff_then_success)
 Test(engine, failure_after_max_retries_with_error_text)
 {
     write_config("{\"retry\": {\"interval_start\": 0.05, \"interval_step\": 0.05}}");
-    bpt_result r = bpt_betpipe(dd, "run", "test.flaky", "--arg", "fail_times=10",
-                               "--max-retries", "2", "--wait", NULL);
+    bpt_result r = bpt_betpipe(dd, "run", "test.flaky", "--arg", "fail_times=10", "--max-retries",
+                               "2", "--wait", NULL);
     cr_assert_eq(r.exit_code, 1, "%s %s", r.out, r.err);
     cr_assert(strstr(r.out, "FAILURE"), "%s", r.out);
     cr_assert(strstr(r.out, "flaky failure on attempt 3"), "%s", r.out);
@@ -372,8 +372,8 @@ Test(engine, soft_time_limit_stops_cooperative_job)
 {
     bpt_result r = bpt_betpipe(dd, "run", "test.hang", "--arg", "seconds=30", "--wait", NULL);
     cr_assert_eq(r.exit_code, 1, "%s %s", r.out, r.err);
-    cr_assert(strstr(r.out, "FAILURE") && strstr(r.out, "soft time limit exceeded (1.0 s)"),
-              "%s", r.out);
+    cr_assert(strstr(r.out, "FAILURE") && strstr(r.out, "soft time limit exceeded (1.0 s)"), "%s",
+              r.out);
     bpt_result_free(&r);
 }
 

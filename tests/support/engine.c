@@ -74,8 +74,7 @@ pid_t bpt_daemon_start(const char *data_dir, ...)
     ctx.skip = before ? strlen(before) : 0;
     free(before);
     ctx.pid = bpt_spawn(argv, NULL, log);
-    cr_assert(bpt_wait_for(daemon_ready, &ctx, 20000), "daemon did not become ready (see %s)",
-              log);
+    cr_assert(bpt_wait_for(daemon_ready, &ctx, 20000), "daemon did not become ready (see %s)", log);
     return ctx.pid;
 }
 

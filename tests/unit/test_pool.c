@@ -51,8 +51,8 @@ typedef struct recorder {
     atomic_int max_running[4];
     atomic_int done;
     atomic_int runs[4000];
-    int sleep_ms;          /* how long each job takes */
-    bool honour_cancel;    /* loop until cancelled instead of sleeping */
+    int sleep_ms;       /* how long each job takes */
+    bool honour_cancel; /* loop until cancelled instead of sleeping */
     atomic_int started;
     int64_t enqueued_at[8];
     int64_t started_at[8];
@@ -70,8 +70,8 @@ static void run_job(void *ud, pool_task *t, pool_outcome *out)
     int n = (int)strtol(strchr(t->job->args, ':') + 1, NULL, 10);
     int now_running = atomic_fetch_add(&r->running[qi], 1) + 1;
     int prev = atomic_load(&r->max_running[qi]);
-    while (now_running > prev && !atomic_compare_exchange_weak(&r->max_running[qi], &prev,
-                                                               now_running)) {
+    while (now_running > prev &&
+           !atomic_compare_exchange_weak(&r->max_running[qi], &prev, now_running)) {
     }
     atomic_fetch_add(&r->started, 1);
     if (n < 8) {
@@ -81,8 +81,7 @@ static void run_job(void *ud, pool_task *t, pool_outcome *out)
         while (!pool_task_cancelled(t)) {
             util_sleep_ms(5);
         }
-        out->state = atomic_load(&t->cancel) == POOL_CANCEL_SHUTDOWN ? JOB_PENDING
-                                                                      : JOB_REVOKED;
+        out->state = atomic_load(&t->cancel) == POOL_CANCEL_SHUTDOWN ? JOB_PENDING : JOB_REVOKED;
         out->error = strdup("stopped on request");
     } else {
         if (r->sleep_ms) {
@@ -130,9 +129,14 @@ static bool wait_done(recorder *r, int want, int64_t timeout_ms)
 
 static pool *start(broker *b, recorder *r, const pool_queue_spec *qs, size_t n)
 {
-    pool_config cfg = {.queues = qs, .n_queues = n, .run = run_job, .run_ud = r,
-                       .worker_id = "test-host:1:pool", .hostname = "test-host",
-                       .heartbeat_ms = 200, .reap_ms = 500};
+    pool_config cfg = {.queues = qs,
+                       .n_queues = n,
+                       .run = run_job,
+                       .run_ud = r,
+                       .worker_id = "test-host:1:pool",
+                       .hostname = "test-host",
+                       .heartbeat_ms = 200,
+                       .reap_ms = 500};
     pool *p = NULL;
     bp_error err = {0};
     cr_assert_eq(pool_start(b, &cfg, &p, &err), BP_OK, "%s", err.msg);
@@ -152,8 +156,7 @@ Test(pool, every_job_once_and_concurrency_respected)
     enqueue_n(producer, "q1", 300, 100);
     cr_assert(wait_done(&r, 400, 30000), "only %d of 400 jobs ran", atomic_load(&r.done));
     for (int i = 0; i < 400; i++) {
-        cr_assert_eq(atomic_load(&r.runs[i]), 1, "job %d ran %d times", i,
-                     atomic_load(&r.runs[i]));
+        cr_assert_eq(atomic_load(&r.runs[i]), 1, "job %d ran %d times", i, atomic_load(&r.runs[i]));
     }
     cr_assert_leq(atomic_load(&r.max_running[0]), 3, "q0 ran %d at once",
                   atomic_load(&r.max_running[0]));
@@ -270,8 +273,7 @@ Test(pool, revoke_running_job_cancels_it)
     }
     cr_assert_eq(producer->ops->list(producer, &f, &list, NULL), BP_OK);
     char id[BP_JOB_ID_SIZE];
-    util_strlcpy(id, json_string_value(json_object_get(json_array_get(list, 0), "id")),
-                 sizeof id);
+    util_strlcpy(id, json_string_value(json_object_get(json_array_get(list, 0), "id")), sizeof id);
     json_decref(list);
     cr_assert_eq(producer->ops->revoke(producer, id, &st, NULL), BP_OK);
     cr_assert_eq(st, JOB_STARTED);
@@ -299,9 +301,14 @@ Test(pool, idle_pool_is_woken_by_enqueue)
     broker *b = open_broker(), *producer = open_broker();
     static recorder r;
     pool_queue_spec qs[] = {{"q0", 1}};
-    pool_config cfg = {.queues = qs, .n_queues = 1, .run = run_job, .run_ud = &r,
-                       .worker_id = "test-host:1:pool", .hostname = "test-host",
-                       .heartbeat_ms = 3600 * 1000, .reap_ms = 3600 * 1000};
+    pool_config cfg = {.queues = qs,
+                       .n_queues = 1,
+                       .run = run_job,
+                       .run_ud = &r,
+                       .worker_id = "test-host:1:pool",
+                       .hostname = "test-host",
+                       .heartbeat_ms = 3600 * 1000,
+                       .reap_ms = 3600 * 1000};
     pool *p = NULL;
     cr_assert_eq(pool_start(b, &cfg, &p, NULL), BP_OK);
     r.p = p;

@@ -22,8 +22,8 @@ static int run_flaky(const bp_job *job, json_t **out_result, bp_error *err)
 {
     int fail_times = (int)json_integer_value(json_object_get(job->args, "fail_times"));
     if (job->attempt <= fail_times) {
-        return bp_err(err, BP_E_RETRY, "flaky failure on attempt %d of the first %d",
-                      job->attempt, fail_times);
+        return bp_err(err, BP_E_RETRY, "flaky failure on attempt %d of the first %d", job->attempt,
+                      fail_times);
     }
     *out_result = json_pack("{s:i}", "succeeded_on_attempt", job->attempt);
     return BP_OK;
