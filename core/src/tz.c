@@ -827,7 +827,7 @@ static int read_body(tz *z, const tzif_header *h, const unsigned char *p, size_t
                      bp_error *err)
 {
     const char *name = z->name;
-    const unsigned char *types_p, *info_p, *chars_p, *std_p, *ut_p;
+    const unsigned char *types_p, *info_p, *chars_p, *std_p;
     if (h->typecnt == 0 || h->charcnt == 0) {
         return CORRUPT("time zone %s: TZif data has no local time types", name);
     }
@@ -840,8 +840,7 @@ static int read_body(tz *z, const tzif_header *h, const unsigned char *p, size_t
     types_p = p + (size_t)h->timecnt * tsize;
     info_p = types_p + h->timecnt;
     chars_p = info_p + (size_t)h->typecnt * 6;
-    std_p = chars_p + h->charcnt + (size_t)h->leapcnt * (tsize + 4);
-    ut_p = std_p + h->isstdcnt;
+    std_p = chars_p + h->charcnt + (size_t)h->leapcnt * (tsize + 4); /* then the UT flags */
 
     z->ntrans = h->timecnt;
     z->ntypes = h->typecnt;
@@ -888,7 +887,35 @@ static int read_body(tz *z, const tzif_header *h, const unsigned char *p, size_t
             return CORRUPT("time zone %s: standard/UT indicator %zu is not 0 or 1", name, i);
         }
     }
-    (void)ut_p;
+    return BP_OK;
+}
+
+/* The version 2+ footer: "\n" TZ-string "\n". An empty string means "no rule after the table". */
+static int read_footer(tz *z, const unsigned char *p, const unsigned char *end, bp_error *err)
+{
+    char footer[128];
+    const unsigned char *nl;
+    size_t flen;
+    if (p >= end || *p != '\n') {
+        return CORRUPT("time zone %s: TZif footer is missing", z->name);
+    }
+    p++;
+    nl = memchr(p, '\n', (size_t)(end - p));
+    if (!nl || (flen = (size_t)(nl - p)) >= sizeof footer) {
+        return CORRUPT("time zone %s: TZif footer is not a newline-terminated TZ string", z->name);
+    }
+    for (size_t i = 0; i < flen; i++) { /* keep the message printable */
+        footer[i] = isprint(p[i]) ? (char)p[i] : '?';
+    }
+    footer[flen] = '\0';
+    if (flen == 0) {
+        return BP_OK;
+    }
+    if (!posix_parse(footer, &z->footer)) {
+        return CORRUPT("time zone %s: TZif footer \"%s\" is not a valid POSIX TZ string", z->name,
+                       footer);
+    }
+    z->has_footer = true;
     return BP_OK;
 }
 
@@ -896,8 +923,7 @@ int tz_parse(const char *name, const unsigned char *data, size_t len, tz **out_z
 {
     tzif_header h1, h2;
     const unsigned char *p = data, *end = data + len;
-    const tzif_header *use = &h1;
-    size_t tsize = 4;
+    size_t b1, b2;
     int rc;
     tz *z = calloc(1, sizeof *z);
     *out_zone = NULL;
@@ -910,7 +936,7 @@ int tz_parse(const char *name, const unsigned char *data, size_t len, tz **out_z
         goto fail;
     }
     p += 44;
-    size_t b1 = body_size(&h1, 4);
+    b1 = body_size(&h1, 4);
     if ((size_t)(end - p) < b1) {
         rc = CORRUPT("time zone %s: truncated TZif file (data block needs %zu bytes, %zu left)",
                      name, b1, (size_t)(end - p));
@@ -918,57 +944,27 @@ int tz_parse(const char *name, const unsigned char *data, size_t len, tz **out_z
     }
     if (h1.version == 0) {
         /* Version 1: the 32-bit block is all there is. */
-        rc = read_body(z, &h1, p, 4, err);
-        goto done;
-    }
-    /* Version 2+: skip the 32-bit block (it exists for old readers) and read the 64-bit one. */
-    p += b1;
-    if ((rc = read_header(name, p, (size_t)(end - p), "second", &h2, err)) != BP_OK) {
-        goto fail;
-    }
-    p += 44;
-    use = &h2;
-    tsize = 8;
-    size_t b2 = body_size(&h2, 8);
-    if ((size_t)(end - p) < b2) {
-        rc = CORRUPT("time zone %s: truncated TZif file (64-bit data block needs %zu bytes, %zu "
-                     "left)",
-                     name, b2, (size_t)(end - p));
-        goto fail;
-    }
-    if ((rc = read_body(z, use, p, tsize, err)) != BP_OK) {
-        goto fail;
-    }
-    p += b2;
-    /* The footer: "\n" TZ-string "\n". */
-    {
-        char footer[128];
-        const unsigned char *nl;
-        size_t flen;
-        if (p >= end || *p != '\n') {
-            rc = CORRUPT("time zone %s: TZif footer is missing", name);
+        if ((rc = read_body(z, &h1, p, 4, err)) != BP_OK) {
             goto fail;
         }
-        p++;
-        nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl || (flen = (size_t)(nl - p)) >= sizeof footer || memchr(p, '\0', flen)) {
-            rc = CORRUPT("time zone %s: TZif footer is not a newline-terminated TZ string", name);
+    } else {
+        /* Version 2+: skip the 32-bit block (kept for old readers) and read the 64-bit one. */
+        p += b1;
+        if ((rc = read_header(name, p, (size_t)(end - p), "second", &h2, err)) != BP_OK) {
             goto fail;
         }
-        memcpy(footer, p, flen);
-        footer[flen] = '\0';
-        if (flen > 0) {
-            if (!posix_parse(footer, &z->footer)) {
-                rc = CORRUPT("time zone %s: TZif footer \"%s\" is not a valid POSIX TZ string",
-                             name, footer);
-                goto fail;
-            }
-            z->has_footer = true;
+        p += 44;
+        b2 = body_size(&h2, 8);
+        if ((size_t)(end - p) < b2) {
+            rc = CORRUPT("time zone %s: truncated TZif file (64-bit data block needs %zu bytes, "
+                         "%zu left)",
+                         name, b2, (size_t)(end - p));
+            goto fail;
         }
-    }
-done:
-    if (rc != BP_OK) {
-        goto fail;
+        if ((rc = read_body(z, &h2, p, 8, err)) != BP_OK ||
+            (rc = read_footer(z, p + b2, end, err)) != BP_OK) {
+            goto fail;
+        }
     }
     *out_zone = z;
     return BP_OK;
