@@ -598,26 +598,25 @@ int tz_utc_to_local(const tz *zone, int64_t utc_s, tz_local_time *out_local, int
 
 static int check_local(const tz_local_time *lt, bp_error *err)
 {
-    const char *what = NULL;
-    int v = 0, lo = 0, hi = 0;
-    if (lt->year < 1 || lt->year > 9999) {
-        what = "year", v = lt->year, lo = 1, hi = 9999;
-    } else if (lt->month < 1 || lt->month > 12) {
-        what = "month", v = lt->month, lo = 1, hi = 12;
-    } else if (lt->day < 1 || lt->day > tz_days_in_month(lt->year, lt->month)) {
-        what = "day", v = lt->day, lo = 1, hi = tz_days_in_month(lt->year, lt->month);
-    } else if (lt->hour < 0 || lt->hour > 23) {
-        what = "hour", v = lt->hour, lo = 0, hi = 23;
-    } else if (lt->minute < 0 || lt->minute > 59) {
-        what = "minute", v = lt->minute, lo = 0, hi = 59;
-    } else if (lt->second < 0 || lt->second > 59) {
-        what = "second", v = lt->second, lo = 0, hi = 59;
-    }
-    if (what) {
-        return bp_err(err, BP_E_INVAL,
-                      "local time %04d-%02d-%02d %02d:%02d:%02d: %s %d is out of range %d-%d",
-                      lt->year, lt->month, lt->day, lt->hour, lt->minute, lt->second, what, v, lo,
-                      hi);
+    /* In order, so the day is checked against a valid month. */
+    const struct {
+        const char *what;
+        int v, lo, hi;
+    } fields[] = {
+        {"year", lt->year, 1, 9999},
+        {"month", lt->month, 1, 12},
+        {"day", lt->day, 1, tz_days_in_month(lt->year, lt->month)},
+        {"hour", lt->hour, 0, 23},
+        {"minute", lt->minute, 0, 59},
+        {"second", lt->second, 0, 59},
+    };
+    for (size_t i = 0; i < BP_ARRAY_LEN(fields); i++) {
+        if (fields[i].v < fields[i].lo || fields[i].v > fields[i].hi) {
+            return bp_err(err, BP_E_INVAL,
+                          "local time %04d-%02d-%02d %02d:%02d:%02d: %s %d is out of range %d-%d",
+                          lt->year, lt->month, lt->day, lt->hour, lt->minute, lt->second,
+                          fields[i].what, fields[i].v, fields[i].lo, fields[i].hi);
+        }
     }
     return BP_OK;
 }

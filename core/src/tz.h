@@ -22,6 +22,8 @@
  * Instants are int64 seconds since the Unix epoch (POSIX, no leap seconds). Public functions
  * accept instants from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z (TZ_MIN_UTC..TZ_MAX_UTC).
  *
+ * A NULL zone means UTC in every query below.
+ *
  * Thread-safety: a loaded tz is immutable, so all query functions may be called concurrently on
  * the same zone. tz_load/tz_free are safe in different threads on different zones; tz_get is
  * thread-safe.
@@ -77,7 +79,7 @@ int tz_get(const char *name, const tz **out_zone, bp_error *err);
 /* The built-in UTC zone (static, never NULL, never freed). */
 const tz *tz_utc(void);
 
-/* The name the zone was loaded under. Borrowed from the zone. */
+/* The name the zone was loaded under ("UTC" for NULL). Borrowed from the zone. */
 const char *tz_name(const tz *zone);
 
 /* ---- queries ----------------------------------------------------------------------------- */
