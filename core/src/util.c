@@ -1,6 +1,8 @@
 /*
  * util.c - small pure helpers shared by the core.
  */
+/* realpath() is an XSI function. */
+#define _XOPEN_SOURCE 700
 #include "util.h"
 
 #include <errno.h>
@@ -553,4 +555,9 @@ bool util_path_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+char *util_realpath(const char *path)
+{
+    return realpath(path, NULL);
 }
