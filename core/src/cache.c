@@ -235,34 +235,62 @@ static char *sb_take(sbuf *b)
 static void canon_string(sbuf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    size_t run = 0; /* start of the current run of characters copied as they are */
     sb_putc(b, '"');
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
-        switch (ch) {
-        case '"': sb_put(b, "\\\"", 2); break;
-        case '\\': sb_put(b, "\\\\", 2); break;
-        case '\b': sb_put(b, "\\b", 2); break;
-        case '\f': sb_put(b, "\\f", 2); break;
-        case '\n': sb_put(b, "\\n", 2); break;
-        case '\r': sb_put(b, "\\r", 2); break;
-        case '\t': sb_put(b, "\\t", 2); break;
-        default:
-            if (ch < 0x20 || ch == 0x7f) {
-                char u[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
-                sb_put(b, u, sizeof u);
-            } else {
-                sb_putc(b, (char)ch);
-            }
+        char esc[6];
+        size_t elen = 2;
+        if (ch >= 0x20 && ch != '"' && ch != '\\' && ch != 0x7f) {
+            continue;
         }
+        sb_put(b, s + run, i - run);
+        run = i + 1;
+        esc[0] = '\\';
+        switch (ch) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[ch >> 4];
+            esc[5] = hex[ch & 15];
+            elen = 6;
+        }
+        sb_put(b, esc, elen);
     }
+    sb_put(b, s + run, n - run);
     sb_putc(b, '"');
+}
+
+/* Decimal integer without printf (this is on every lookup's path). */
+static void canon_int(sbuf *b, long long v)
+{
+    char num[24];
+    size_t i = sizeof num;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        num[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) {
+        num[--i] = '-';
+    }
+    sb_put(b, num + i, sizeof num - i);
 }
 
 static void canon_real(sbuf *b, double d)
 {
     char num[40];
     if (d == floor(d) && fabs(d) < 9007199254740992.0) {
-        snprintf(num, sizeof num, "%lld", (long long)d);
+        canon_int(b, (long long)d);
+        return;
     } else {
         for (int prec = 15; prec <= 17; prec++) {
             snprintf(num, sizeof num, "%.*g", prec, d);
@@ -352,12 +380,7 @@ static int canon_value(sbuf *b, const json_t *v, int depth, bp_error *err)
         return BP_OK;
     }
     case JSON_STRING: canon_string(b, json_string_value(v), json_string_length(v)); return BP_OK;
-    case JSON_INTEGER: {
-        char num[32];
-        snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
-        sb_puts(b, num);
-        return BP_OK;
-    }
+    case JSON_INTEGER: canon_int(b, (long long)json_integer_value(v)); return BP_OK;
     case JSON_REAL: canon_real(b, json_real_value(v)); return BP_OK;
     case JSON_TRUE: sb_puts(b, "true"); return BP_OK;
     case JSON_FALSE: sb_puts(b, "false"); return BP_OK;
@@ -646,7 +669,7 @@ int cache_key(const cache *c, const char *type, const json_t *filters, char **ou
               bp_error *err)
 {
     sbuf b;
-    cache_type t;
+    cache_type t = CACHE_ODDS;
     int rc;
     sb_init(&b);
     rc = key_for(c, type, filters, &t, &b, err);
@@ -923,7 +946,7 @@ static fetch_state fetch(cache *c, const char *key, size_t key_len, int want_sta
 {
     unsigned char *blob = NULL;
     size_t len = 0;
-    int64_t fresh_until, stale_until, now;
+    int64_t fresh_until = 0, stale_until = 0, now;
     fetch_state st = FETCH_MISS;
     bp_error e = {0};
     int rc;
@@ -969,7 +992,7 @@ static fetch_state fetch(cache *c, const char *key, size_t key_len, int want_sta
 int cache_get(cache *c, const char *type, const json_t *filters, json_t **out_value, bp_error *err)
 {
     sbuf key;
-    cache_type t;
+    cache_type t = CACHE_ODDS;
     json_t *v = NULL;
     int rc;
     sb_init(&key);
@@ -996,7 +1019,7 @@ int cache_mget(cache *c, const char *type, const json_t *const *filters, size_t 
 {
     cache_item *items = NULL;
     sbuf *keys = NULL;
-    cache_type t;
+    cache_type t = CACHE_ODDS;
     int rc = cache_type_parse(type, &t, err);
     size_t built = 0;
     int64_t now;
@@ -1039,7 +1062,7 @@ int cache_mget(cache *c, const char *type, const json_t *const *filters, size_t 
     }
     now = util_now_ms();
     for (size_t i = 0; i < n; i++) {
-        int64_t fresh_until, stale_until;
+        int64_t fresh_until = 0, stale_until = 0;
         if (items[i].out_blob &&
             blob_header(items[i].out_blob, items[i].out_len, &fresh_until, &stale_until, NULL) ==
                 BP_OK &&
@@ -1107,7 +1130,7 @@ static int store_value(cache *c, cache_type t, const char *key, size_t key_len, 
 int cache_set(cache *c, const char *type, const json_t *filters, const json_t *value, bp_error *err)
 {
     sbuf key;
-    cache_type t;
+    cache_type t = CACHE_ODDS;
     int rc;
     sb_init(&key);
     rc = key_for(c, type, filters, &t, &key, err);
@@ -1123,7 +1146,7 @@ int cache_mset(cache *c, const char *type, const json_t *const *filters,
 {
     cache_item *items = NULL;
     sbuf *keys = NULL;
-    cache_type t;
+    cache_type t = CACHE_ODDS;
     size_t built = 0;
     int64_t now = util_now_ms();
     bp_error e = {0};
@@ -1188,7 +1211,7 @@ fail:
 int cache_del(cache *c, const char *type, const json_t *filters, bp_error *err)
 {
     sbuf key;
-    cache_type t;
+    cache_type t = CACHE_ODDS;
     bp_error e = {0};
     int rc;
     sb_init(&key);
@@ -1395,7 +1418,7 @@ int cache_get_or_compute(cache *c, const char *type, const json_t *filters,
                          bp_error *err)
 {
     sbuf key;
-    cache_type t;
+    cache_type t = CACHE_ODDS;
     json_t *value = NULL, *stale_value = NULL;
     flight *f = NULL;
     int leader = 1, stale = 0, locked = 0, rc;
@@ -1501,7 +1524,7 @@ out:
 /* Resolve an optional type: NULL -> all (*out_first = 0, *out_end = COUNT). */
 static int type_range(const char *type, int *out_first, int *out_end, bp_error *err)
 {
-    cache_type t;
+    cache_type t = CACHE_ODDS;
     if (!type) {
         *out_first = 0;
         *out_end = CACHE_TYPE_COUNT;
@@ -1720,12 +1743,12 @@ int cache_inspect(cache *c, const char *type, const char *key_text, json_t **out
                   bp_error *err)
 {
     sbuf key;
-    cache_type t;
+    cache_type t = CACHE_ODDS;
     json_t *filters, *value = NULL, *entry;
     json_error_t jerr;
     unsigned char *blob = NULL;
     size_t len = 0;
-    int64_t fresh_until, stale_until, now = util_now_ms();
+    int64_t fresh_until = 0, stale_until = 0, now = util_now_ms();
     char iso[40];
     bp_error e = {0};
     int rc = cache_type_parse(type, &t, err);
@@ -1885,7 +1908,7 @@ static int settings_from_config(const json_t *cfg, cache_settings *s, bp_error *
             }
             json_object_foreach(v, tk, tv)
             {
-                cache_type t;
+                cache_type t = CACHE_ODDS;
                 char what[96];
                 if (cache_type_parse(tk, &t, NULL) != BP_OK) {
                     return bp_err(err, BP_E_CONFIG,

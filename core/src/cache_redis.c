@@ -721,7 +721,6 @@ int cache_redis_open(const char *url, const char *prefix, cache_backend **out, b
     r->opts.connect_timeout_ms = REDIS_CACHE_CONNECT_TIMEOUT_MS;
     r->opts.command_timeout_ms = REDIS_CACHE_COMMAND_TIMEOUT_MS;
     r->opts.client_name = "betpipe-cache";
-    r->opts.log_component = "cache";
     redis_script_init(&r->unlock_script, "cache-unlock", unlock_source);
     r->scripts[0] = &r->unlock_script;
     r->url = util_strdup(url);
