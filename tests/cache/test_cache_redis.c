@@ -494,3 +494,111 @@ Test(cache_redis, a_bad_url_is_a_config_error)
     cr_assert(strstr(err.msg, "cache.url"), "%s", err.msg);
     json_decref(cfg);
 }
+
+/* The same with several threads hammering the cache through the outage. */
+typedef struct hammer {
+    cache *c;
+    compute_ctx *cx;
+    _Atomic int *stop;
+    _Atomic long ops;
+    _Atomic long failures;
+    _Atomic long hits;
+    int seed;
+} hammer;
+
+static void *hammer_thread(void *p)
+{
+    hammer *h = p;
+    for (long i = 0; !atomic_load(h->stop); i++) {
+        json_t *f = json_pack("{s:i, s:i}", "seed", h->seed, "k", (int)(i % 50)), *out = NULL;
+        int stale = 0;
+        if (cache_get_or_compute(h->c, "stats", f, compute, h->cx, &out, &stale, NULL) != BP_OK ||
+            !out) {
+            atomic_fetch_add(&h->failures, 1);
+        }
+        json_decref(out);
+        if (cache_get(h->c, "stats", f, &out, NULL) == BP_OK) {
+            atomic_fetch_add(&h->hits, 1);
+            json_decref(out);
+        }
+        json_decref(f);
+        atomic_fetch_add(&h->ops, 1);
+    }
+    return NULL;
+}
+
+typedef struct progress {
+    hammer *hs;
+    int n;
+    long ops_target;
+    long hits_target;
+    cache *c;
+    int want_available;
+} progress;
+
+static long total_of(hammer *hs, int n, int hits)
+{
+    long t = 0;
+    for (int i = 0; i < n; i++) {
+        t += atomic_load(hits ? &hs[i].hits : &hs[i].ops);
+    }
+    return t;
+}
+
+static bool made_progress(void *ud)
+{
+    progress *p = ud;
+    return total_of(p->hs, p->n, 0) >= p->ops_target &&
+           total_of(p->hs, p->n, 1) >= p->hits_target &&
+           (p->want_available < 0 || cache_available(p->c) == p->want_available);
+}
+
+Test(cache_redis, concurrent_callers_ride_out_an_outage)
+{
+    enum { N = 4 };
+    char *dir = bpt_tmpdir("cachelog");
+    snprintf(log_path, sizeof log_path, "%s/log", dir);
+    log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    cr_assert(log_fd >= 0);
+    log_set_fd(log_fd);
+    log_set_level(BP_LOG_INFO);
+
+    cache *c = open_redis(NULL);
+    compute_ctx cx = {0};
+    _Atomic int stop = 0;
+    hammer hs[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        hs[i] = (hammer){.c = c, .cx = &cx, .stop = &stop, .seed = i};
+        cr_assert_eq(pthread_create(&th[i], NULL, hammer_thread, &hs[i]), 0);
+    }
+    progress p = {.hs = hs, .n = N, .c = c, .want_available = 1};
+    p.ops_target = 400;
+    p.hits_target = 200;
+    cr_assert(bpt_wait_for(made_progress, &p, 15000), "no progress before the outage");
+
+    bpt_redis_stop(srv);
+    p.ops_target = total_of(hs, N, 0) + 400;
+    p.hits_target = 0;
+    p.want_available = 0;
+    cr_assert(bpt_wait_for(made_progress, &p, 15000), "no progress during the outage");
+
+    bpt_redis_restart(srv);
+    p.ops_target = total_of(hs, N, 0) + 400;
+    p.hits_target = total_of(hs, N, 1) + 200;
+    p.want_available = 1;
+    cr_assert(bpt_wait_for(made_progress, &p, 15000), "the cache did not come back");
+    atomic_store(&stop, 1);
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(atomic_load(&hs[i].failures), 0, "thread %d saw %ld failures", i,
+                     atomic_load(&hs[i].failures));
+    }
+    cr_assert_eq(count_in_log("WARN cache backend unavailable"), 1, "one warning per outage");
+    cr_assert_eq(count_in_log("INFO cache backend recovered"), 1, "one info line on recovery");
+    cache_close(c);
+    log_set_fd(2);
+    close(log_fd);
+    bpt_rm_rf(dir);
+    free(dir);
+}
