@@ -602,3 +602,40 @@ Test(cache_redis, concurrent_callers_ride_out_an_outage)
     bpt_rm_rf(dir);
     free(dir);
 }
+
+Test(cache_redis, lives_on_a_redis_with_allkeys_lru)
+{
+    /* a cache Redis may evict under memory pressure: that is only ever a miss */
+    bpt_redis_opts o = {.maxmemory = "2mb", .maxmemory_policy = "allkeys-lru"};
+    bpt_redis *small = bpt_redis_start(&o);
+    char text[600];
+    snprintf(text, sizeof text, "{\"url\": \"%s\", \"compress_threshold\": 0}",
+             bpt_redis_url(small));
+    json_t *cfg = J(text);
+    cache *c = NULL;
+    bp_error err = {0};
+    cr_assert_eq(cache_open(cfg, "t", &c, &err), BP_OK, "%s", err.msg);
+    char pad[1001];
+    memset(pad, 'x', 1000);
+    pad[1000] = '\0';
+    json_t *v = json_pack("{s:s}", "pad", pad);
+    enum { N = 6000 }; /* about 6 MB into 2 MB */
+    for (int i = 0; i < N; i++) {
+        json_t *f = json_pack("{s:i}", "i", i);
+        cr_assert_eq(cache_set(c, "stats", f, v, &err), BP_OK, "set %d: %s", i, err.msg);
+        json_decref(f);
+    }
+    long long keys = stat_int(c, "stats", "keys");
+    cr_assert_lt(keys, N, "Redis should have evicted");
+    cr_assert_gt(keys, 0);
+    cr_assert_eq(stat_int(c, "stats", "sets"), N);
+    cr_assert_eq(stat_int(c, "stats", "sets_skipped"), 0);
+    json_t *last = json_pack("{s:i}", "i", N - 1), *out = NULL;
+    cr_assert_eq(cache_get(c, "stats", last, &out, NULL), BP_OK, "the newest entry survives");
+    json_decref(out);
+    json_decref(last);
+    json_decref(v);
+    json_decref(cfg);
+    cache_close(c);
+    bpt_redis_free(small);
+}
