@@ -1706,8 +1706,12 @@ int cache_stats(cache *c, json_t **out_stats, bp_error *err)
             uint64_t totals[CACHE_TYPE_COUNT][CACHE_COUNTER_COUNT];
             rc = counters_flush(c, &totals[0][0], 1, &e);
             backend_result(c, rc, &e);
-            if (rc == BP_OK) {
-                memcpy(ctr, totals, sizeof ctr);
+            /* The fleet's totals include ours, so ours are a floor: on a Redis that evicts
+             * any key (allkeys-lru) the counters hash itself may have been evicted. */
+            for (int t = 0; t < CACHE_TYPE_COUNT && rc == BP_OK; t++) {
+                for (int k = 0; k < CACHE_COUNTER_COUNT; k++) {
+                    ctr[t][k] = totals[t][k] > ctr[t][k] ? totals[t][k] : ctr[t][k];
+                }
             }
         }
     }
