@@ -1286,6 +1286,25 @@ static flight *flight_join(cache *c, const char *key, int *out_leader)
     return f; /* NULL: no memory; the caller computes on its own */
 }
 
+int cache_flight_waiters(cache *c, const char *type, const json_t *filters)
+{
+    sbuf key;
+    cache_type t = CACHE_ODDS;
+    int n = 0;
+    sb_init(&key);
+    if (key_for(c, type, filters, &t, &key, NULL) == BP_OK) {
+        pthread_mutex_lock(&c->flight_lock);
+        for (flight *f = c->flights[flight_bucket(key.p)]; f; f = f->next) {
+            if (strcmp(f->key, key.p) == 0) {
+                n = f->refs - 1;
+            }
+        }
+        pthread_mutex_unlock(&c->flight_lock);
+    }
+    sb_free(&key);
+    return n;
+}
+
 /* Leader: publish the outcome, wake the waiters, leave the table. `value` is borrowed: waiters
  * get deep copies of a private copy, so the leader's caller may modify its own value. */
 static void flight_land(cache *c, flight *f, int rc, const json_t *value, int stale,

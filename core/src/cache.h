@@ -151,6 +151,10 @@ int cache_get_or_compute(cache *c, const char *type, const json_t *filters,
                          bp_cache_compute_fn compute, void *ud, json_t **out_value, int *out_stale,
                          bp_error *err);
 
+/* How many callers are waiting, right now, for another caller's compute of (type, filters) in
+ * this process (0 when none is running). For tests and diagnostics. */
+int cache_flight_waiters(cache *c, const char *type, const json_t *filters);
+
 /* ---- maintenance, statistics and the CLI ------------------------------------------------- */
 
 /*

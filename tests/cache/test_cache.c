@@ -462,24 +462,29 @@ Test(cache_values, scalars_and_batches)
 
 typedef struct compute_ctx {
     _Atomic int calls;
-    int fail;             /* return BP_E_UNAVAILABLE */
-    int wait_for_entered; /* block until this many callers entered */
-    _Atomic int *entered;
+    int fail;            /* return BP_E_UNAVAILABLE */
+    int wait_for_others; /* block until this many other callers wait on this compute */
+    cache *c;
+    const char *type;
+    const json_t *filters;
     json_t *value;
 } compute_ctx;
 
-static bool entered_enough(void *ud)
+static bool others_waiting(void *ud)
 {
     compute_ctx *cx = ud;
-    return atomic_load(cx->entered) >= cx->wait_for_entered;
+    return cache_flight_waiters(cx->c, cx->type, cx->filters) >= cx->wait_for_others;
 }
 
 static int compute(void *ud, json_t **out_value, bp_error *err)
 {
     compute_ctx *cx = ud;
     atomic_fetch_add(&cx->calls, 1);
-    if (cx->wait_for_entered) {
-        cr_assert(bpt_wait_for(entered_enough, cx, 10000), "callers did not all arrive");
+    if (cx->wait_for_others) {
+        /* Without single-flight nobody would ever wait here, and every caller would compute. */
+        if (!bpt_wait_for(others_waiting, cx, 3000)) {
+            return bp_err(err, BP_E_TIMEOUT, "the other callers never waited on this compute");
+        }
     }
     if (cx->fail) {
         return bp_err(err, BP_E_UNAVAILABLE, "the odds API is down");
@@ -564,7 +569,6 @@ Test(cache_aside, stale_fallback_until_the_stale_limit)
 typedef struct flight_arg {
     cache *c;
     compute_ctx *cx;
-    _Atomic int *entered;
     json_t *filters;
     json_t *got;
     int stale;
@@ -574,7 +578,6 @@ typedef struct flight_arg {
 static void *flight_thread(void *p)
 {
     flight_arg *a = p;
-    atomic_fetch_add(a->entered, 1);
     a->rc =
         cache_get_or_compute(a->c, "stats", a->filters, compute, a->cx, &a->got, &a->stale, NULL);
     return NULL;
@@ -585,10 +588,14 @@ static void run_flight(int fail, int with_stale)
     enum { N = 12 };
     clock_at(T0);
     cache *c = open_mem(NULL);
-    _Atomic int entered = 0;
     json_t *value = J("{\"form\": \"WWDLW\"}");
-    compute_ctx cx = {.fail = fail, .wait_for_entered = N, .entered = &entered, .value = value};
     json_t *f = J("{\"team\": \"Arsenal\", \"last\": 6}");
+    compute_ctx cx = {.fail = fail,
+                      .wait_for_others = N - 1,
+                      .c = c,
+                      .type = "stats",
+                      .filters = f,
+                      .value = value};
     flight_arg args[N];
     pthread_t th[N];
     if (with_stale) {
@@ -598,7 +605,7 @@ static void run_flight(int fail, int with_stale)
         clock_advance(1801 * 1000);
     }
     for (int i = 0; i < N; i++) {
-        args[i] = (flight_arg){.c = c, .cx = &cx, .entered = &entered, .filters = f};
+        args[i] = (flight_arg){.c = c, .cx = &cx, .filters = f};
         cr_assert_eq(pthread_create(&th[i], NULL, flight_thread, &args[i]), 0);
     }
     for (int i = 0; i < N; i++) {
