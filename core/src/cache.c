@@ -955,6 +955,25 @@ static fetch_state fetch(cache *c, const char *key, size_t key_len, int want_sta
     if (!backend_usable(c)) {
         return FETCH_MISS;
     }
+    if (c->backend->ops->get_value) {
+        /* In-process backend: it copies its kept value instead of us parsing the blob. */
+        json_t *v = NULL;
+        rc = c->backend->ops->get_value(c->backend, key, key_len, &v, &fresh_until, &stale_until,
+                                        &e);
+        if (rc == BP_OK) {
+            now = util_now_ms();
+            st = now >= stale_until ? FETCH_MISS : now < fresh_until ? FETCH_FRESH : FETCH_STALE;
+            if (st == FETCH_FRESH || (st == FETCH_STALE && want_stale)) {
+                *out_value = v;
+            } else {
+                json_decref(v);
+            }
+            return st;
+        }
+        if (rc != BP_E_STATE) {
+            return FETCH_MISS;
+        }
+    }
     rc = c->backend->ops->get(c->backend, key, key_len, &blob, &len, &e);
     backend_result(c, rc, &e);
     if (rc != BP_OK) {
@@ -1108,7 +1127,9 @@ static int store_value(cache *c, cache_type t, const char *key, size_t key_len, 
     it.type = t;
     it.blob = blob;
     it.blob_len = len;
+    it.fresh_until_ms = fresh_until;
     it.expire_at_ms = stale_until;
+    it.value = blob[0] == CACHE_BLOB_ENC_JSON ? value : NULL;
     rc = c->backend->ops->set(c->backend, &it, &e);
     free(blob);
     backend_result(c, rc, &e);
@@ -1178,7 +1199,9 @@ int cache_mset(cache *c, const char *type, const json_t *const *filters,
         items[built].type = t;
         items[built].blob = blob;
         items[built].blob_len = len;
+        items[built].fresh_until_ms = now + c->ttl_ms[t];
         items[built].expire_at_ms = stale_until;
+        items[built].value = blob[0] == CACHE_BLOB_ENC_JSON ? values[built] : NULL;
     }
     if (!backend_usable(c)) {
         atomic_fetch_add(&c->ctr[t][CACHE_CTR_SETS_SKIPPED], n);

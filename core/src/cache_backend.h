@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "betpipe/status.h"
 #include "cache.h"
 
@@ -39,7 +41,10 @@ typedef struct cache_item {
     cache_type type;
     const unsigned char *blob; /* set: the blob to store */
     size_t blob_len;
+    int64_t fresh_until_ms; /* set: when the entry goes stale (also in the blob header) */
     int64_t expire_at_ms;
+    const json_t *value;     /* set: the value the blob encodes, when it is plain JSON (else NULL);
+                                a backend may keep its own copy to answer get_shared() */
     unsigned char *out_blob; /* get: new heap copy (caller frees) or NULL on a miss */
     size_t out_len;
 } cache_item;
@@ -51,6 +56,11 @@ typedef struct cache_backend_ops {
     /* *out_blob: a new heap copy the caller frees. */
     int (*get)(cache_backend *b, const char *key, size_t key_len, unsigned char **out_blob,
                size_t *out_len, bp_error *err);
+    /* Optional (in-process backends): the decoded value, so a hit costs a deep copy instead of
+     * a parse. BP_OK: *out_value is a new reference owned by the caller, with the entry's
+     * fresh/stale instants. BP_E_STATE: the entry exists but keeps no decoded value (use get). */
+    int (*get_value)(cache_backend *b, const char *key, size_t key_len, json_t **out_value,
+                     int64_t *out_fresh_until, int64_t *out_stale_until, bp_error *err);
     /* Fill items[i].out_blob / out_len (NULL on a miss). */
     int (*mget)(cache_backend *b, cache_item *items, size_t n, bp_error *err);
     int (*set)(cache_backend *b, const cache_item *item, bp_error *err);

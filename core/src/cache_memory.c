@@ -13,12 +13,18 @@
  * the entry, the doubly linked LRU list moves or unlinks it. The bucket array doubles when a
  * shard holds more entries than buckets (amortised O(1)).
  *
- * "bytes" counts what an entry really costs: its key, its blob and the entry's bookkeeping.
+ * "bytes" counts what an entry costs: its key, its blob, the entry's bookkeeping and, for values
+ * stored as plain JSON, an estimate of the decoded copy kept beside the blob. That copy is what
+ * makes a hit cheap: parsing JSON text costs several times more than deep-copying a jansson
+ * value, so get_value() copies the kept value under the shard lock (a few hundred ns for a
+ * typical entry). The kept value never leaves the shard and is never modified, and no
+ * reference to it is shared, so no reference count is ever touched by two threads.
  *
  * Expiry is lazy: a get that finds an entry past its expire_at drops it; cleanup() sweeps the
  * rest. Blobs are copied out under the lock, so callers never see memory a writer frees.
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,7 +38,10 @@ typedef struct mem_entry {
     struct mem_entry *hnext;               /* hash chain */
     struct mem_entry *lru_prev, *lru_next; /* lru_prev towards most recent */
     uint64_t hash;
+    int64_t fresh_until_ms;
     int64_t expire_at_ms;
+    json_t *decoded; /* immutable copy of the value, or NULL (compressed values) */
+    uint64_t cost;   /* what this entry counts for in `bytes` */
     uint32_t key_len;
     uint32_t blob_len;
     uint8_t type;
@@ -75,9 +84,38 @@ static uint64_t mem_hash(const char *key, size_t len)
     return h;
 }
 
-static uint64_t entry_cost(size_t key_len, size_t blob_len)
+/* An estimate of the heap a jansson value occupies (allocator overhead included roughly). */
+static uint64_t json_cost(const json_t *v)
 {
-    return (uint64_t)(sizeof(mem_entry) + key_len + blob_len);
+    uint64_t n = 0;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *item;
+        n = 96 + 16 * json_object_size(v);
+        json_object_foreach((json_t *)(uintptr_t)v, k, item)
+        {
+            n += 64 + strlen(k) + json_cost(item);
+        }
+        return n;
+    }
+    case JSON_ARRAY:
+        n = 64 + 8 * json_array_size(v);
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            n += json_cost(json_array_get(v, i));
+        }
+        return n;
+    case JSON_STRING: return 48 + json_string_length(v);
+    case JSON_INTEGER:
+    case JSON_REAL: return 32;
+    default: return 0; /* true, false, null are shared singletons */
+    }
+}
+
+static void entry_free(mem_entry *e)
+{
+    json_decref(e->decoded);
+    free(e);
 }
 
 static mem_shard *shard_for(mem_backend *m, uint64_t hash)
@@ -132,7 +170,7 @@ static mem_entry **bucket_slot(mem_shard *s, uint64_t hash, const char *key, siz
 static void shard_remove(mem_shard *s, mem_entry **pp)
 {
     mem_entry *e = *pp;
-    uint64_t cost = entry_cost(e->key_len, e->blob_len);
+    uint64_t cost = e->cost;
     *pp = e->hnext;
     e->hnext = NULL;
     lru_unlink(s, e);
@@ -182,7 +220,7 @@ static void free_chain(mem_entry *e)
 {
     while (e) {
         mem_entry *next = e->hnext;
-        free(e);
+        entry_free(e);
         e = next;
     }
 }
@@ -221,12 +259,53 @@ static int mem_get(cache_backend *b, const char *key, size_t key_len, unsigned c
         }
     }
     pthread_mutex_unlock(&s->lock);
-    free(dead);
+    if (dead) {
+        entry_free(dead);
+    }
     if (rc == BP_E_NOMEM) {
         return bp_err(err, rc, "cache memory: out of memory copying an entry");
     }
     *out_blob = copy;
     *out_len = len;
+    return rc;
+}
+
+static int mem_get_value(cache_backend *b, const char *key, size_t key_len, json_t **out_value,
+                         int64_t *out_fresh_until, int64_t *out_stale_until, bp_error *err)
+{
+    mem_backend *m = (mem_backend *)b;
+    uint64_t hash = mem_hash(key, key_len);
+    mem_shard *s = shard_for(m, hash);
+    int64_t now = util_now_ms();
+    mem_entry *dead = NULL;
+    int rc = BP_E_NOTFOUND;
+
+    pthread_mutex_lock(&s->lock);
+    mem_entry **pp = bucket_slot(s, hash, key, key_len);
+    mem_entry *e = *pp;
+    if (e && e->expire_at_ms <= now) {
+        s->usage[e->type].expired++;
+        shard_remove(s, pp);
+        dead = e;
+    } else if (e && !e->decoded) {
+        rc = BP_E_STATE;
+    } else if (e) {
+        rc = BP_OK;
+        if (!(*out_value = json_deep_copy(e->decoded))) {
+            rc = BP_E_NOMEM;
+        }
+        *out_fresh_until = e->fresh_until_ms;
+        *out_stale_until = e->expire_at_ms;
+        lru_unlink(s, e);
+        lru_push_head(s, e);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (dead) {
+        entry_free(dead);
+    }
+    if (rc == BP_E_NOMEM) {
+        return bp_err(err, rc, "cache memory: out of memory copying an entry");
+    }
     return rc;
 }
 
@@ -254,23 +333,30 @@ static int mem_set(cache_backend *b, const cache_item *it, bp_error *err)
     mem_backend *m = (mem_backend *)b;
     uint64_t hash = mem_hash(it->key, it->key_len);
     mem_shard *s = shard_for(m, hash);
-    uint64_t cost = entry_cost(it->key_len, it->blob_len);
+    json_t *decoded = it->value ? json_deep_copy(it->value) : NULL;
+    uint64_t cost = (uint64_t)(sizeof(mem_entry) + it->key_len + it->blob_len) +
+                    (decoded ? json_cost(decoded) : 0);
     mem_entry *e, *evicted = NULL, **pp;
 
     if (it->key_len > UINT32_MAX || it->blob_len > UINT32_MAX || cost > s->max_bytes) {
+        json_decref(decoded);
         return bp_err(err, BP_E_LIMIT,
-                      "cache memory: an entry of %zu bytes does not fit the bound of %llu bytes "
-                      "per shard (max_bytes / %d); raise cache.max_bytes",
-                      it->key_len + it->blob_len, (unsigned long long)s->max_bytes,
-                      CACHE_MEM_SHARDS);
+                      "cache memory: an entry of %zu bytes (%llu with bookkeeping) does not fit "
+                      "the bound of %llu bytes per shard (max_bytes / %d); raise cache.max_bytes",
+                      it->key_len + it->blob_len, (unsigned long long)cost,
+                      (unsigned long long)s->max_bytes, CACHE_MEM_SHARDS);
     }
     e = malloc(sizeof *e + it->key_len + it->blob_len);
     if (!e) {
+        json_decref(decoded);
         return bp_err(err, BP_E_NOMEM, "cache memory: out of memory storing an entry");
     }
     e->hnext = e->lru_prev = e->lru_next = NULL;
     e->hash = hash;
+    e->fresh_until_ms = it->fresh_until_ms;
     e->expire_at_ms = it->expire_at_ms;
+    e->decoded = decoded;
+    e->cost = cost;
     e->key_len = (uint32_t)it->key_len;
     e->blob_len = (uint32_t)it->blob_len;
     e->type = (uint8_t)it->type;
@@ -338,7 +424,9 @@ static int mem_del(cache_backend *b, const char *key, size_t key_len, int *out_r
     if (out_removed) {
         *out_removed = dead != NULL;
     }
-    free(dead);
+    if (dead) {
+        entry_free(dead);
+    }
     return BP_OK;
 }
 
@@ -354,7 +442,7 @@ static void shard_sweep(mem_shard *s, cache_type type, mem_pred pred, const void
     while (e) {
         mem_entry *next = e->lru_next;
         if (e->type == (uint8_t)type && pred(e, arg)) {
-            uint64_t cost = entry_cost(e->key_len, e->blob_len);
+            uint64_t cost = e->cost;
             if (count_as_expired) {
                 s->usage[e->type].expired++;
             }
@@ -434,7 +522,7 @@ static void mem_close(cache_backend *b)
         mem_entry *e = s->lru_head;
         while (e) {
             mem_entry *next = e->lru_next;
-            free(e);
+            entry_free(e);
             e = next;
         }
         free(s->buckets);
@@ -446,6 +534,7 @@ static void mem_close(cache_backend *b)
 static const cache_backend_ops mem_ops = {
     .name = "memory",
     .get = mem_get,
+    .get_value = mem_get_value,
     .mget = mem_mget,
     .set = mem_set,
     .mset = mem_mset,

@@ -669,6 +669,7 @@ static void rb_close(cache_backend *b)
 static const cache_backend_ops redis_ops = {
     .name = "redis",
     .get = rb_get,
+    .get_value = NULL,
     .mget = rb_mget,
     .set = rb_set,
     .mset = rb_mset,

@@ -458,6 +458,26 @@ Test(cache_values, scalars_and_batches)
     cache_close(c);
 }
 
+Test(cache_values, callers_own_what_they_get)
+{
+    cache *c = open_mem(NULL);
+    json_t *v = J("{\"home\": 1.5, \"books\": [\"a\", \"b\"]}"), *out = NULL, *again = NULL;
+    cr_assert_eq(cache_set(c, "odds", NULL, v, NULL), BP_OK);
+    /* the caller may change both the value it stored and the value it got back */
+    json_object_set_new(v, "home", json_real(9.9));
+    cr_assert_eq(cache_get(c, "odds", NULL, &out, NULL), BP_OK);
+    json_object_set_new(out, "mutated", json_true());
+    json_array_clear(json_object_get(out, "books"));
+    cr_assert_eq(cache_get(c, "odds", NULL, &again, NULL), BP_OK);
+    json_t *want = J("{\"home\": 1.5, \"books\": [\"a\", \"b\"]}");
+    cr_assert(json_equal(again, want), "the cached value must not change behind the cache");
+    json_decref(want);
+    json_decref(again);
+    json_decref(out);
+    json_decref(v);
+    cache_close(c);
+}
+
 /* ---- cache-aside ---------------------------------------------------------------------------- */
 
 typedef struct compute_ctx {
