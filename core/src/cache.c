@@ -1068,7 +1068,17 @@ int cache_mget(cache *c, const char *type, const json_t *const *filters, size_t 
         items[built].key_len = keys[built].len;
         items[built].type = t;
     }
-    if (backend_usable(c)) {
+    if (c->backend->ops->get_value) {
+        /* in-process: no round trips to save, and each lookup copies a kept value */
+        for (size_t i = 0; i < n; i++) {
+            json_t *v = NULL;
+            if (fetch(c, items[i].key, items[i].key_len, 0, &v) == FETCH_FRESH) {
+                out_values[i] = v;
+            } else {
+                json_decref(v);
+            }
+        }
+    } else if (backend_usable(c)) {
         bp_error e = {0};
         rc = c->backend->ops->mget(c->backend, items, n, &e);
         backend_result(c, rc, &e);
