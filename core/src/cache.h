@@ -76,7 +76,10 @@ const char *cache_type_name(cache_type t);
  *     "ttl": {"odds": 300, "stats": "30m", "predictions": 600, "static": "1d"},
  *                                        seconds (number) or a duration string; > 0
  *     "stale_factor": 6,                 entries live up to stale_factor x TTL (>= 1)
- *     "max_bytes": 67108864,             memory backend bound (keys + values + bookkeeping)
+ *     "max_bytes": 67108864,             memory backend bound: keys, stored values, entry
+ *                                        bookkeeping and the decoded copies it keeps of
+ *                                        uncompressed values (estimated); one entry may use
+ *                                        at most max_bytes / 16
  *     "compress_threshold": 1024,        deflate values whose JSON is at least this long
  *                                        (0: never compress)
  *     "lock_ms": 5000                    Redis single-flight lock lifetime; other daemons wait
