@@ -16,9 +16,16 @@ echo "== debug build (-Werror)"
 run_suite build-test
 if [ "${BP_SKIP_SANITIZERS:-0}" != 1 ]; then
     echo "== ASan + UBSan build"
-    export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1"
-    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+    # Criterion forks every test and a sanitizer report in a forked child does not change the
+    # test's exit status, so every report goes to a file and any file fails the run.
+    reports="$PWD/build-asan/sanitizer-reports"
+    rm -rf "$reports" && mkdir -p "$reports"
+    export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:log_path=$reports/asan"
+    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$reports/ubsan"
     export BP_TEST_TIMEOUT_MULTIPLIER="${BP_TEST_TIMEOUT_MULTIPLIER:-3}"
     run_suite build-asan -DBP_SANITIZE=address,undefined
+    if [ -n "$(ls -A "$reports")" ]; then
+        echo "sanitizer reports:"; head -n 60 "$reports"/*; exit 1
+    fi
 fi
 echo "== all tests passed"
