@@ -19,6 +19,7 @@
 #include "betpipe/status.h"
 
 typedef struct bp_host bp_host;
+typedef struct bp_registry bp_registry;
 
 /* ------------------------------------------------------------------------------------------- */
 /* Job types                                                                                    */
