@@ -167,8 +167,8 @@ int app_open(const config_overrides *ov, int parts, app **out, bp_error *err)
     if (parts & APP_PLUGINS) {
         /* The cache before the plugins: a plugin's init may already use it. A cache backend
          * that is down does not fail the open - the cache degrades to misses. */
-        const char *prefix = json_string_value(
-            json_object_get(config_section(a->cfg, "broker"), "prefix"));
+        const char *prefix =
+            json_string_value(json_object_get(config_section(a->cfg, "broker"), "prefix"));
         rc = cache_open(config_section(a->cfg, "cache"), prefix ? prefix : "bp", &a->cache, err);
         if (rc != BP_OK) {
             goto fail;
