@@ -40,52 +40,6 @@ static const cli_opt global_opts[] = {
     {"help", false, "          show help"},
 };
 
-const char *cli_opt_value(const cli_args *a, const char *name)
-{
-    for (int i = 0; i < a->n_opts; i++) {
-        if (strcmp(a->opts[i].name, name) == 0) {
-            return a->values[i];
-        }
-    }
-    return NULL;
-}
-
-bool cli_flag(const cli_args *a, const char *name)
-{
-    return cli_opt_value(a, name) != NULL;
-}
-
-int cli_exit_code(int status)
-{
-    switch (status) {
-    case BP_OK: return CLI_EXIT_OK;
-    case BP_E_INVAL: return CLI_EXIT_USAGE;
-    case BP_E_CONFIG: return CLI_EXIT_CONFIG;
-    case BP_E_UNAVAILABLE:
-    case BP_E_IO:
-    case BP_E_CORRUPT: return CLI_EXIT_UNAVAILABLE;
-    case BP_E_NOTFOUND: return CLI_EXIT_NOTFOUND;
-    case BP_E_TIMEOUT: return CLI_EXIT_TIMEOUT;
-    default: return CLI_EXIT_FAILURE;
-    }
-}
-
-int cli_fail(const cli_args *a, int status, const char *msg)
-{
-    fprintf(stderr, "betpipe %s: %s\n", a && a->command ? a->command : "", msg);
-    return cli_exit_code(status);
-}
-
-void cli_print_json(const json_t *v)
-{
-    char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
-    if (s) {
-        fputs(s, stdout);
-        fputc('\n', stdout);
-        free(s);
-    }
-}
-
 static int parse_global(cli_args *a, const char *name, const char *value)
 {
     if (strcmp(name, "data-dir") == 0) {
@@ -240,16 +194,6 @@ static void print_job(const job *j)
     if (j->error) {
         printf("%-10s %s\n", "error", j->error);
     }
-}
-
-static int open_app(cli_args *a, int parts, app **out)
-{
-    bp_error err = {0};
-    int rc = app_open(&a->ov, parts | APP_QUIET, out, &err);
-    if (rc != BP_OK) {
-        return cli_fail(a, rc, err.msg);
-    }
-    return 0;
 }
 
 /* ============================================================================================
@@ -506,7 +450,7 @@ static int cmd_run(cli_args *a, int argc, char **argv)
         json_decref(args);
         return cli_fail(a, BP_E_INVAL, err.msg);
     }
-    if ((rc = open_app(a, APP_ALL, &ap)) != 0) {
+    if ((rc = cli_open_app(a, APP_ALL, &ap)) != 0) {
         json_decref(args);
         return rc;
     }
@@ -598,7 +542,7 @@ static int cmd_task(cli_args *a, int argc, char **argv)
     if (a->n_positional != 1) {
         return cli_fail(a, BP_E_INVAL, "usage: betpipe task ID");
     }
-    if ((rc = open_app(a, APP_BROKER, &ap)) != 0) {
+    if ((rc = cli_open_app(a, APP_BROKER, &ap)) != 0) {
         return rc;
     }
     rc = client_get(ap, a->positional[0], &j, &err);
@@ -630,7 +574,7 @@ static int cmd_status(cli_args *a, int argc, char **argv)
     int rc;
     (void)argc;
     (void)argv;
-    if ((rc = open_app(a, APP_BROKER, &ap)) != 0) {
+    if ((rc = cli_open_app(a, APP_BROKER, &ap)) != 0) {
         return rc;
     }
     rc = ap->broker->ops->stats(ap->broker, &stats, &err);
@@ -730,7 +674,7 @@ static int cmd_jobs(cli_args *a, int argc, char **argv)
         }
         f.limit = (int)n;
     }
-    if ((rc = open_app(a, APP_BROKER, &ap)) != 0) {
+    if ((rc = cli_open_app(a, APP_BROKER, &ap)) != 0) {
         return rc;
     }
     rc = cli_flag(a, "history")
@@ -777,7 +721,7 @@ static int cmd_purge(cli_args *a, int argc, char **argv)
     if (a->n_positional != 1) {
         return cli_fail(a, BP_E_INVAL, "usage: betpipe purge QUEUE");
     }
-    if ((rc = open_app(a, APP_BROKER, &ap)) != 0) {
+    if ((rc = cli_open_app(a, APP_BROKER, &ap)) != 0) {
         return rc;
     }
     if (!config_find_queue(ap->cfg, a->positional[0])) {
@@ -816,7 +760,7 @@ static int cmd_revoke(cli_args *a, int argc, char **argv)
     if (a->n_positional != 1) {
         return cli_fail(a, BP_E_INVAL, "usage: betpipe revoke ID");
     }
-    if ((rc = open_app(a, APP_BROKER, &ap)) != 0) {
+    if ((rc = cli_open_app(a, APP_BROKER, &ap)) != 0) {
         return rc;
     }
     rc = ap->broker->ops->revoke(ap->broker, a->positional[0], &st, &err);
@@ -856,7 +800,7 @@ static int cmd_plugins(cli_args *a, int argc, char **argv)
         if (a->n_positional != 2) {
             return cli_fail(a, BP_E_INVAL, "usage: betpipe plugins check FILE");
         }
-        if ((rc = open_app(a, APP_STORE, &ap)) != 0) {
+        if ((rc = cli_open_app(a, APP_STORE, &ap)) != 0) {
             return rc;
         }
         rc = loader_check_file(a->positional[1], host_for_plugin, host_release, ap, &report, &err);
@@ -879,7 +823,7 @@ static int cmd_plugins(cli_args *a, int argc, char **argv)
     if (a->n_positional != 0) {
         return cli_fail(a, BP_E_INVAL, "usage: betpipe plugins [check FILE]");
     }
-    if ((rc = open_app(a, APP_STORE | APP_PLUGINS, &ap)) != 0) {
+    if ((rc = cli_open_app(a, APP_STORE | APP_PLUGINS, &ap)) != 0) {
         return rc;
     }
     rc = loader_describe(ap->loader, &desc, &err);
@@ -1013,26 +957,15 @@ static int cmd_daemon(cli_args *a, int argc, char **argv)
  * The command table and help
  * ========================================================================================== */
 
-typedef struct cli_command {
-    const char *name;
-    const char *usage;
-    const char *summary;
-    const cli_opt *opts;
-    int n_opts;
-    int (*fn)(cli_args *a, int argc, char **argv);
-} cli_command;
-
-#define OPTS(x) (x), (int)BP_ARRAY_LEN(x)
-
 static const cli_command commands[] = {
     {"daemon", "daemon [options]", "run worker pools (and beat, HTTP) until SIGTERM",
-     OPTS(daemon_opts), cmd_daemon},
-    {"run", "run TYPE [options]", "enqueue a job; --wait prints its result", OPTS(run_opts),
+     CLI_OPTS(daemon_opts), cmd_daemon},
+    {"run", "run TYPE [options]", "enqueue a job; --wait prints its result", CLI_OPTS(run_opts),
      cmd_run},
     {"task", "task ID", "show one job: state, timings, result or error", NULL, 0, cmd_task},
     {"status", "status", "per queue: waiting, delayed, running, failed, dead; workers", NULL, 0,
      cmd_status},
-    {"jobs", "jobs [options]", "list recent jobs (broker, or --history)", OPTS(jobs_opts),
+    {"jobs", "jobs [options]", "list recent jobs (broker, or --history)", CLI_OPTS(jobs_opts),
      cmd_jobs},
     {"purge", "purge QUEUE", "delete every waiting job of a queue", NULL, 0, cmd_purge},
     {"revoke", "revoke ID", "cancel a job (queued, delayed or running)", NULL, 0, cmd_revoke},
