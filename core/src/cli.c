@@ -957,22 +957,43 @@ static int cmd_daemon(cli_args *a, int argc, char **argv)
  * The command table and help
  * ========================================================================================== */
 
-static const cli_command commands[] = {
-    {"daemon", "daemon [options]", "run worker pools (and beat, HTTP) until SIGTERM",
-     CLI_OPTS(daemon_opts), cmd_daemon},
-    {"run", "run TYPE [options]", "enqueue a job; --wait prints its result", CLI_OPTS(run_opts),
-     cmd_run},
-    {"task", "task ID", "show one job: state, timings, result or error", NULL, 0, cmd_task},
-    {"status", "status", "per queue: waiting, delayed, running, failed, dead; workers", NULL, 0,
-     cmd_status},
-    {"jobs", "jobs [options]", "list recent jobs (broker, or --history)", CLI_OPTS(jobs_opts),
-     cmd_jobs},
-    {"purge", "purge QUEUE", "delete every waiting job of a queue", NULL, 0, cmd_purge},
-    {"revoke", "revoke ID", "cancel a job (queued, delayed or running)", NULL, 0, cmd_revoke},
-    {"plugins", "plugins [check FILE]", "list loaded plugins, or check one file", NULL, 0,
-     cmd_plugins},
-    {"config", "config check", "validate the configuration and show the effective values", NULL, 0,
-     cmd_config},
+static const cli_command cmd_daemon_entry = {"daemon", "daemon [options]",
+                                             "run worker pools (and beat, HTTP) until SIGTERM",
+                                             CLI_OPTS(daemon_opts), cmd_daemon};
+
+static const cli_command cmd_run_entry = {"run", "run TYPE [options]",
+                                          "enqueue a job; --wait prints its result",
+                                          CLI_OPTS(run_opts), cmd_run};
+
+static const cli_command cmd_task_entry = {
+    "task", "task ID", "show one job: state, timings, result or error", NULL, 0, cmd_task};
+
+static const cli_command cmd_status_entry = {
+    "status", "status", "per queue: waiting, delayed, running, failed, dead; workers",
+    NULL,     0,        cmd_status};
+
+static const cli_command cmd_jobs_entry = {"jobs", "jobs [options]",
+                                           "list recent jobs (broker, or --history)",
+                                           CLI_OPTS(jobs_opts), cmd_jobs};
+
+static const cli_command cmd_purge_entry = {
+    "purge", "purge QUEUE", "delete every waiting job of a queue", NULL, 0, cmd_purge};
+
+static const cli_command cmd_revoke_entry = {
+    "revoke", "revoke ID", "cancel a job (queued, delayed or running)", NULL, 0, cmd_revoke};
+
+static const cli_command cmd_plugins_entry = {
+    "plugins",  "plugins [check FILE]", "list loaded plugins, or check one file", NULL, 0,
+    cmd_plugins};
+
+static const cli_command cmd_config_entry = {
+    "config", "config check", "validate the configuration and show the effective values", NULL,
+    0,        cmd_config};
+
+static const cli_command *const commands[] = {
+    &cmd_daemon_entry, &cmd_run_entry,       &cmd_task_entry,      &cmd_status_entry,
+    &cmd_jobs_entry,   &cmd_purge_entry,     &cmd_revoke_entry,    &cmd_plugins_entry,
+    &cmd_config_entry, &cli_inspect_command, &cli_control_command, &cli_cache_command,
 };
 
 static void print_opts(const cli_opt *opts, int n)
@@ -987,7 +1008,7 @@ static void print_help(void)
     printf("betpipe %s - sports-betting analytics pipeline: jobs, queues, plugins\n\n", BP_VERSION);
     printf("usage: betpipe [global options] COMMAND [options]\n\ncommands:\n");
     for (size_t i = 0; i < BP_ARRAY_LEN(commands); i++) {
-        printf("  %-24s %s\n", commands[i].usage, commands[i].summary);
+        printf("  %-24s %s\n", commands[i]->usage, commands[i]->summary);
     }
     printf("\nglobal options (accepted before or after the command):\n");
     print_opts(global_opts, (int)BP_ARRAY_LEN(global_opts));
@@ -1032,8 +1053,8 @@ int cli_main(int argc, char **argv)
         return argc > 1 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     }
     for (size_t c = 0; c < BP_ARRAY_LEN(commands); c++) {
-        if (strcmp(commands[c].name, argv[i]) == 0) {
-            cmd = &commands[c];
+        if (strcmp(commands[c]->name, argv[i]) == 0) {
+            cmd = commands[c];
         }
     }
     if (strcmp(argv[i], "help") == 0) {

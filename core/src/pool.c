@@ -347,23 +347,51 @@ json_t *pool_stats(pool *p)
                      "uptime_ms", (json_int_t)(util_now_ms() - p->started_ms), "queues", queues);
 }
 
-json_t *pool_active(pool *p)
+static json_t *task_json(const pool_task *t)
+{
+    char started[40];
+    util_format_iso8601(t->job->started_ms, started, sizeof started);
+    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:s}", "id", t->job->id, "type", t->job->type,
+                     "queue", t->job->queue, "leased", started, "attempt", t->job->attempts,
+                     "progress", t->progress >= 0 ? json_real(t->progress) : json_null(), "args",
+                     t->job->args);
+}
+
+static bool task_in_channel(const pool *p, const pool_task *t)
+{
+    for (size_t i = 0; i < p->n_queues; i++) {
+        const pool_queue *q = &p->queues[i];
+        for (size_t k = 0; k < q->chan_n; k++) {
+            if (q->chan[(q->chan_head + k) % q->chan_cap] == t) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* Running (on a thread) or reserved (in a channel) tasks. */
+static json_t *tasks_json(pool *p, bool reserved)
 {
     json_t *arr = json_array();
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < p->n_running; i++) {
-        const pool_task *t = p->running[i];
-        char started[40];
-        util_format_iso8601(t->job->started_ms, started, sizeof started);
-        json_array_append_new(arr,
-                              json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:s}", "id", t->job->id,
-                                        "type", t->job->type, "queue", t->job->queue, "started",
-                                        started, "attempt", t->job->attempts, "progress",
-                                        t->progress >= 0 ? json_real(t->progress) : json_null(),
-                                        "args", t->job->args));
+        if (task_in_channel(p, p->running[i]) == reserved) {
+            json_array_append_new(arr, task_json(p->running[i]));
+        }
     }
     pthread_mutex_unlock(&p->lock);
     return arr;
+}
+
+json_t *pool_active(pool *p)
+{
+    return tasks_json(p, false);
+}
+
+json_t *pool_reserved(pool *p)
+{
+    return tasks_json(p, true);
 }
 
 static json_t *queues_json(pool *p)
