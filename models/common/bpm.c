@@ -9,8 +9,8 @@
 
 /* ---- parameters -------------------------------------------------------------------------- */
 
-int bpm_params_check(const char *model, const json_t *params, const char *const *allowed,
-                     bp_error *err)
+int bpm_params_check_lists(const char *model, const json_t *params, const char *const *const *lists,
+                           size_t n_lists, bp_error *err)
 {
     if (params == NULL || json_is_null(params)) {
         return BP_OK;
@@ -24,25 +24,35 @@ int bpm_params_check(const char *model, const json_t *params, const char *const 
     {
         (void)value;
         bool known = false;
-        for (size_t i = 0; allowed[i] != NULL && !known; i++) {
-            known = strcmp(allowed[i], key) == 0;
+        for (size_t l = 0; l < n_lists && !known; l++) {
+            for (size_t i = 0; lists[l][i] != NULL && !known; i++) {
+                known = strcmp(lists[l][i], key) == 0;
+            }
         }
         if (!known) {
-            char list[256] = "";
+            char list[384] = "";
             size_t used = 0;
-            for (size_t i = 0; allowed[i] != NULL && used < sizeof list; i++) {
-                int w =
-                    snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", allowed[i]);
-                if (w < 0) {
-                    break;
+            for (size_t l = 0; l < n_lists; l++) {
+                for (size_t i = 0; lists[l][i] != NULL && used < sizeof list; i++) {
+                    int w = snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "",
+                                     lists[l][i]);
+                    if (w < 0) {
+                        break;
+                    }
+                    used += (size_t)w;
                 }
-                used += (size_t)w;
             }
             return bp_err(err, BP_E_INVAL, "%s: unknown parameter '%s' (known: %s)", model, key,
                           list[0] ? list : "none");
         }
     }
     return BP_OK;
+}
+
+int bpm_params_check(const char *model, const json_t *params, const char *const *allowed,
+                     bp_error *err)
+{
+    return bpm_params_check_lists(model, params, &allowed, 1, err);
 }
 
 static const json_t *param_get(const json_t *params, const char *key)
@@ -317,6 +327,63 @@ void bpm_teams_free(bpm_teams *t)
     t->n = 0;
 }
 
+int bpm_state_set_team_arrays(json_t *state, const bpm_teams *teams, const char *const *keys,
+                              double *const *arrays, size_t n_keys, bp_error *err)
+{
+    int rc = bpm_state_set_ids(state, "teams", teams->ids, teams->n, err);
+    for (size_t k = 0; rc == BP_OK && k < n_keys; k++) {
+        rc = bpm_state_set_doubles(state, keys[k], arrays[k], teams->n, err);
+    }
+    return rc;
+}
+
+int bpm_state_get_team_arrays(const char *model, const json_t *state, const char *const *keys,
+                              size_t n_keys, size_t min_teams, bpm_teams *out_teams,
+                              double **out_arrays, bp_error *err)
+{
+    int64_t *ids = NULL;
+    size_t n = 0;
+    bpm_teams teams = {NULL, 0};
+    int rc = bpm_state_get_ids(model, state, "teams", &ids, &n, err);
+    if (rc != BP_OK) {
+        return rc;
+    }
+    if (n < min_teams) {
+        free(ids);
+        return bp_err(err, BP_E_INVAL,
+                      "%s: state.teams: %zu teams, a fitted model has at least %zu", model, n,
+                      min_teams);
+    }
+    if ((rc = bpm_teams_take(ids, n, &teams, err)) != BP_OK) {
+        free(ids);
+        bp_err_prefix(err, "%s: state.teams: ", model);
+        return rc;
+    }
+    size_t k = 0;
+    for (; k < n_keys; k++) {
+        out_arrays[k] = malloc((n ? n : 1) * sizeof(double));
+        if (out_arrays[k] == NULL) {
+            rc = bp_err(err, BP_E_NOMEM, "%s: out of memory loading state", model);
+            break;
+        }
+        rc = bpm_state_get_doubles(model, state, keys[k], out_arrays[k], n, err);
+        if (rc != BP_OK) {
+            k++;
+            break;
+        }
+    }
+    if (rc != BP_OK) {
+        for (size_t j = 0; j < k; j++) {
+            free(out_arrays[j]);
+            out_arrays[j] = NULL;
+        }
+        bpm_teams_free(&teams);
+        return rc;
+    }
+    *out_teams = teams;
+    return BP_OK;
+}
+
 /* ---- match sets ---------------------------------------------------------------------------- */
 
 static bool odds_ok(double o)
@@ -375,6 +442,22 @@ int64_t bpm_match_set_as_of(const bp_match_set *set)
         return set->as_of_ms;
     }
     return set->matches[set->n_matches - 1].kickoff_ms;
+}
+
+int64_t bpm_day_of(int64_t kickoff_ms)
+{
+    int64_t d = kickoff_ms / 86400000;
+    return kickoff_ms % 86400000 < 0 ? d - 1 : d;
+}
+
+size_t bpm_day_end(const bp_match_result *m, size_t n, size_t start)
+{
+    int64_t day = bpm_day_of(m[start].kickoff_ms);
+    size_t end = start + 1;
+    while (end < n && bpm_day_of(m[end].kickoff_ms) == day) {
+        end++;
+    }
+    return end;
 }
 
 /* ---- deterministic random numbers ---------------------------------------------------------- */

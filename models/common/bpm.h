@@ -48,6 +48,10 @@ static inline int bpm_outcome(int32_t home_goals, int32_t away_goals)
 int bpm_params_check(const char *model, const json_t *params, const char *const *allowed,
                      bp_error *err);
 
+/* Like bpm_params_check, but a key is known when it is in any of the n_lists lists. */
+int bpm_params_check_lists(const char *model, const json_t *params, const char *const *const *lists,
+                           size_t n_lists, bp_error *err);
+
 /*
  * Read a number parameter: absent -> `def`; present -> must be a finite JSON number (integer or
  * real) in [min, max]. The message names model and key and the accepted range.
@@ -97,6 +101,23 @@ int bpm_state_get_double(const char *model, const json_t *state, const char *key
 
 /* ---- team index ---------------------------------------------------------------------------- */
 
+struct bpm_teams;
+
+/*
+ * Per-team arrays in a state: state["teams"] = the ids, state[keys[k]] = arrays[k] (teams->n
+ * numbers each), for k < n_keys.
+ */
+int bpm_state_set_team_arrays(json_t *state, const struct bpm_teams *teams, const char *const *keys,
+                              double *const *arrays, size_t n_keys, bp_error *err);
+/*
+ * Read them back: *out_teams gets the index (ids sorted and distinct, at least min_teams), and
+ * out_arrays[k] a new malloc'd array of teams->n numbers per key. All or nothing: on failure
+ * nothing is allocated.
+ */
+int bpm_state_get_team_arrays(const char *model, const json_t *state, const char *const *keys,
+                              size_t n_keys, size_t min_teams, struct bpm_teams *out_teams,
+                              double **out_arrays, bp_error *err);
+
 /*
  * A dense index of team ids: ids[0..n) sorted ascending and distinct; a team's index is its
  * position. Lookups are a binary search.
@@ -127,6 +148,14 @@ int bpm_match_set_check(const char *model, const bp_match_set *set, size_t min_m
 
 /* The reference instant of a set: as_of_ms, or the last kickoff when as_of_ms is 0. */
 int64_t bpm_match_set_as_of(const bp_match_set *set);
+
+/* The UTC day number of an instant (floor(ms / 86400000)). */
+int64_t bpm_day_of(int64_t kickoff_ms);
+
+/* The index after the last match that falls on the same UTC day as m[start] (m sorted). Rating
+ * models rate all of a day's matches before applying any of its results, so no training row sees
+ * a same-day result (kickoff times are often unknown or only dates). */
+size_t bpm_day_end(const bp_match_result *m, size_t n, size_t start);
 
 /* ---- deterministic random numbers (xoshiro256**, seeded through splitmix64) --------------- */
 

@@ -16,9 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <gsl/gsl_errno.h>
-#include <gsl/gsl_linalg.h>
-
 #include "bpm_opt.h"
 
 #define DIM BP_SCORE_DIM
@@ -42,11 +39,7 @@ typedef struct gm_problem {
     size_t p; /* parameters: attack n, defence n, mu, home [, rho] */
     gm_match *m;
     size_t nm;
-    double kappa;   /* identifiability penalty weight */
-    double *theta0; /* round origin (p) */
-    double *L;      /* p x p lower-triangular Cholesky factor, row-major */
-    double *theta;  /* scratch (p) */
-    double *gtheta; /* scratch (p) */
+    double kappa; /* identifiability penalty weight */
 } gm_problem;
 
 #define IX_MU(pb)   (2 * (pb)->n)
@@ -150,53 +143,19 @@ static double objective(const gm_problem *pb, const double *th, double *g, int p
     return f;
 }
 
-/* theta = theta0 + L^-T z (back substitution on L^T). */
-static void z_to_theta(const gm_problem *pb, const double *z, double *th)
+static double goals_fdf(const double *th, double *g, void *ud)
 {
-    size_t p = pb->p;
-    for (size_t ii = p; ii-- > 0;) {
-        double s = z[ii];
-        for (size_t k = ii + 1; k < p; k++) {
-            s -= pb->L[k * p + ii] * th[k];
-        }
-        th[ii] = s / pb->L[ii * p + ii];
-    }
-    for (size_t i = 0; i < p; i++) {
-        th[i] += pb->theta0[i];
-    }
-}
-
-/* The objective in preconditioned coordinates: f(theta0 + L^-T z), gradient L^-1 grad. */
-static double z_objective(const double *z, double *gz, void *ud)
-{
-    gm_problem *pb = ud;
-    size_t p = pb->p;
-    z_to_theta(pb, z, pb->theta);
-    double f = objective(pb, pb->theta, gz ? pb->gtheta : NULL, 1);
-    if (gz != NULL) {
-        for (size_t i = 0; i < p; i++) {
-            double s = pb->gtheta[i];
-            for (size_t k = 0; k < i; k++) {
-                s -= pb->L[i * p + k] * gz[k];
-            }
-            gz[i] = s / pb->L[i * p + i];
-        }
-    }
-    return f;
+    return objective(ud, th, g, 1);
 }
 
 /*
- * Build the preconditioner at theta0: the Hessian of the Poisson terms (each match adds
- * w lambda u u^T for u = the indicator of the parameters in log lambda, and the same for nu),
- * the penalties, and the rho curvature sum w (dtau/drho / tau)^2. Then factor it. If the
- * factorisation fails (it should not for data that passed the checks), fall back to the
- * diagonal.
+ * The preconditioner at theta: the Hessian of the Poisson terms (each match adds w lambda u u^T
+ * for u = the indicator of the parameters in log lambda, and the same for nu; exact for these
+ * terms), the penalties, and the rho curvature sum w (dtau/drho / tau)^2.
  */
-static int build_preconditioner(gm_problem *pb, bp_error *err)
+static void goals_hessian(const gm_problem *pb, const double *th, double *H)
 {
     size_t n = pb->n, p = pb->p;
-    double *H = pb->L;
-    const double *th = pb->theta0;
     memset(H, 0, p * p * sizeof *H);
     double rho = pb->o->use_rho ? th[IX_RHO(pb)] : 0.0;
     for (size_t k = 0; k < pb->nm; k++) {
@@ -236,21 +195,6 @@ static int build_preconditioner(gm_problem *pb, bp_error *err)
     if (pb->o->use_rho && H[IX_RHO(pb) * p + IX_RHO(pb)] < 1.0) {
         H[IX_RHO(pb) * p + IX_RHO(pb)] = 1.0;
     }
-    gsl_matrix_view hv = gsl_matrix_view_array(H, p, p);
-    int status = gsl_linalg_cholesky_decomp1(&hv.matrix);
-    if (status == GSL_SUCCESS) {
-        return BP_OK;
-    }
-    if (status != GSL_EDOM) {
-        return bp_err(err, BP_E_INTERNAL, "%s: Cholesky factorisation failed: %s", pb->o->model,
-                      gsl_strerror(status));
-    }
-    /* Not positive definite (should not happen after the data checks): use the diagonal. */
-    memset(H, 0, p * p * sizeof *H);
-    for (size_t a = 0; a < p; a++) {
-        H[a * p + a] = 1.0;
-    }
-    return BP_OK;
 }
 
 /* ---- data checks ----------------------------------------------------------------------------- */
@@ -420,7 +364,7 @@ int bpm_goals_fit_set(const bpm_goals_opts *o, const bp_match_set *set, const bp
     memset(&pb, 0, sizeof pb);
     pb.o = o;
     bpm_teams teams = {NULL, 0};
-    double *z = NULL, *theta = NULL;
+    double *H = NULL, *theta = NULL;
     double *att = NULL, *def = NULL;
 
     /* 1. the window, the weights, the teams */
@@ -444,13 +388,9 @@ int bpm_goals_fit_set(const bpm_goals_opts *o, const bp_match_set *set, const bp
     pb.n = teams.n;
     pb.p = 2 * pb.n + 2 + (o->use_rho ? 1 : 0);
     pb.m = malloc(pb.nm * sizeof *pb.m);
-    pb.theta0 = malloc(pb.p * sizeof(double));
-    pb.theta = malloc(pb.p * sizeof(double));
-    pb.gtheta = malloc(pb.p * sizeof(double));
-    pb.L = malloc(pb.p * pb.p * sizeof(double));
-    z = calloc(pb.p, sizeof *z);
+    H = malloc(pb.p * pb.p * sizeof *H);
     theta = malloc(pb.p * sizeof *theta);
-    if (!pb.m || !pb.theta0 || !pb.theta || !pb.gtheta || !pb.L || !z || !theta) {
+    if (!pb.m || !H || !theta) {
         rc = bp_err(err, BP_E_NOMEM, "%s: out of memory for %zu matches", model, pb.nm);
         goto fail;
     }
@@ -485,25 +425,20 @@ int bpm_goals_fit_set(const bpm_goals_opts *o, const bp_match_set *set, const bp
     int iterations = 0, rounds = 0, converged = 0;
     double decrement = INFINITY;
     while (!converged && rounds < MAX_ROUNDS && iterations < o->max_iter) {
-        memcpy(pb.theta0, theta, pb.p * sizeof *theta);
-        rc = build_preconditioner(&pb, err);
-        if (rc != BP_OK) {
-            goto fail;
-        }
-        memset(z, 0, pb.p * sizeof *z);
+        goals_hessian(&pb, theta, H);
         int budget = o->max_iter - iterations;
         bpm_min_opts mo = {budget < ROUND_ITER ? budget : ROUND_ITER, GRAD_TOL, GRAD_ACCEPT, 0.0,
                            0.1};
         bpm_min_info info;
-        rc = bpm_minimize(pb.p, z, z_objective, &pb, &mo, &info, model, err);
+        rc = bpm_minimize_preconditioned(pb.p, theta, goals_fdf, &pb, H, &mo, &info, model, err);
         rounds++;
         iterations += info.iterations;
         decrement = info.grad_norm;
         if (rc != BP_OK && rc != BP_E_LIMIT) {
             goto fail;
         }
-        /* Converged, or stopped early: either way continue from the last iterate. */
-        z_to_theta(&pb, z, theta);
+        /* Converged, or stopped early: either way the next round starts from the last iterate
+         * with a preconditioner rebuilt there. */
         converged = rc == BP_OK;
     }
     if (!converged) {
@@ -589,11 +524,7 @@ fail:
     free(att);
     free(def);
     free(pb.m);
-    free(pb.theta0);
-    free(pb.theta);
-    free(pb.gtheta);
-    free(pb.L);
-    free(z);
+    free(H);
     free(theta);
     return rc;
 }
@@ -706,13 +637,9 @@ json_t *bpm_goals_metrics(const bpm_goals_fit *f, const bpm_goals_opts *o)
 
 int bpm_goals_save(const bpm_goals_fit *f, json_t *state, bp_error *err)
 {
-    int rc = bpm_state_set_ids(state, "teams", f->teams.ids, f->teams.n, err);
-    if (rc == BP_OK) {
-        rc = bpm_state_set_doubles(state, "attack", f->attack, f->teams.n, err);
-    }
-    if (rc == BP_OK) {
-        rc = bpm_state_set_doubles(state, "defence", f->defence, f->teams.n, err);
-    }
+    static const char *const keys[] = {"attack", "defence"};
+    double *const arrays[] = {f->attack, f->defence};
+    int rc = bpm_state_set_team_arrays(state, &f->teams, keys, arrays, 2, err);
     if (rc == BP_OK) {
         rc = bpm_state_set_double(state, "mu", f->mu, err);
     }
@@ -732,40 +659,26 @@ int bpm_goals_load(const char *model, const json_t *state, bpm_goals_fit *out, b
 {
     bpm_goals_fit f;
     memset(&f, 0, sizeof f);
-    int64_t *ids = NULL;
-    size_t n = 0;
-    int rc = bpm_state_get_ids(model, state, "teams", &ids, &n, err);
+    int rc = bpm_state_get_double(model, state, "mu", &f.mu, err);
+    if (rc == BP_OK) {
+        rc = bpm_state_get_double(model, state, "home", &f.home, err);
+    }
+    if (rc == BP_OK) {
+        rc = bpm_state_get_double(model, state, "rho", &f.rho, err);
+    }
+    if (rc == BP_OK) {
+        rc = bpm_state_get_double(model, state, "loglik", &f.loglik, err);
+    }
+    static const char *const keys[] = {"attack", "defence"};
+    double *arrays[2] = {NULL, NULL};
+    if (rc == BP_OK) {
+        rc = bpm_state_get_team_arrays(model, state, keys, 2, 2, &f.teams, arrays, err);
+    }
     if (rc != BP_OK) {
         return rc;
     }
-    if (n < 2) {
-        free(ids);
-        return bp_err(err, BP_E_INVAL, "%s: state.teams: a fitted model has at least 2 teams",
-                      model);
-    }
-    rc = bpm_teams_take(ids, n, &f.teams, err);
-    if (rc != BP_OK) {
-        free(ids);
-        bp_err_prefix(err, "%s: state.teams: ", model);
-        return rc;
-    }
-    f.attack = malloc(n * sizeof(double));
-    f.defence = malloc(n * sizeof(double));
-    if (f.attack == NULL || f.defence == NULL) {
-        rc = bp_err(err, BP_E_NOMEM, "%s: out of memory loading state", model);
-        goto fail;
-    }
-    if ((rc = bpm_state_get_doubles(model, state, "attack", f.attack, n, err)) != BP_OK ||
-        (rc = bpm_state_get_doubles(model, state, "defence", f.defence, n, err)) != BP_OK ||
-        (rc = bpm_state_get_double(model, state, "mu", &f.mu, err)) != BP_OK ||
-        (rc = bpm_state_get_double(model, state, "home", &f.home, err)) != BP_OK ||
-        (rc = bpm_state_get_double(model, state, "rho", &f.rho, err)) != BP_OK ||
-        (rc = bpm_state_get_double(model, state, "loglik", &f.loglik, err)) != BP_OK) {
-        goto fail;
-    }
+    f.attack = arrays[0];
+    f.defence = arrays[1];
     *out = f;
     return BP_OK;
-fail:
-    bpm_goals_free(&f);
-    return rc;
 }

@@ -138,3 +138,41 @@ void bpm_ologit_predict(const bpm_ologit *m, double x, double out_p[3])
     out_p[BPM_DRAW] = F2 - F1;
     out_p[BPM_HOME] = 1.0 - F2;
 }
+
+int bpm_ologit_save(const bpm_ologit *m, json_t *state, bp_error *err)
+{
+    if (!isfinite(m->beta) || !isfinite(m->c1) || !isfinite(m->c2)) {
+        return bp_err(err, BP_E_INVAL, "ordered logit: cannot save non-finite coefficients");
+    }
+    json_t *link = json_pack("{s:f, s:f, s:f}", "beta", m->beta, "c1", m->c1, "c2", m->c2);
+    if (link == NULL || json_object_set_new(state, "link", link) != 0) {
+        return bp_err(err, BP_E_NOMEM, "out of memory saving the ordered logit");
+    }
+    return BP_OK;
+}
+
+int bpm_ologit_load(const char *model, const json_t *state, bpm_ologit *out, bp_error *err)
+{
+    const json_t *link = json_object_get(state, "link");
+    if (!json_is_object(link)) {
+        return bp_err(err, BP_E_INVAL, "%s: state.link: expected an object {beta, c1, c2}", model);
+    }
+    bpm_ologit m;
+    int rc = bpm_state_get_double(model, link, "beta", &m.beta, err);
+    if (rc == BP_OK) {
+        rc = bpm_state_get_double(model, link, "c1", &m.c1, err);
+    }
+    if (rc == BP_OK) {
+        rc = bpm_state_get_double(model, link, "c2", &m.c2, err);
+    }
+    if (rc != BP_OK) {
+        bp_err_prefix(err, "state.link: ");
+        return rc;
+    }
+    if (!(m.c1 < m.c2)) {
+        return bp_err(err, BP_E_INVAL, "%s: state.link: c1 (%g) must be below c2 (%g)", model, m.c1,
+                      m.c2);
+    }
+    *out = m;
+    return BP_OK;
+}

@@ -16,6 +16,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "betpipe/status.h"
 
 typedef struct bpm_ologit {
@@ -34,5 +36,10 @@ int bpm_ologit_fit(const double *x, const int *y, size_t n, bpm_ologit *out, dou
 
 /* Probabilities {home, draw, away} at covariate x. */
 void bpm_ologit_predict(const bpm_ologit *m, double x, double out_p[3]);
+
+/* Store the coefficients in state["link"] = {"beta", "c1", "c2"}; read them back (c1 < c2 and
+ * finiteness are checked, the message names `model`). */
+int bpm_ologit_save(const bpm_ologit *m, json_t *state, bp_error *err);
+int bpm_ologit_load(const char *model, const json_t *state, bpm_ologit *out, bp_error *err);
 
 #endif

@@ -5,9 +5,11 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <gsl/gsl_blas.h>
 #include <gsl/gsl_errno.h>
+#include <gsl/gsl_linalg.h>
 #include <gsl/gsl_multimin.h>
 
 typedef struct adapter {
@@ -132,5 +134,97 @@ done:
     if (out_info != NULL) {
         *out_info = info;
     }
+    return rc;
+}
+
+/* ---- preconditioned coordinates ------------------------------------------------------------ */
+
+typedef struct precond {
+    size_t n;
+    const double *x0;
+    double *L;     /* lower-triangular factor, row-major */
+    double *theta; /* scratch: original coordinates */
+    double *g;     /* scratch: original gradient */
+    bpm_fdf_fn fn;
+    void *ud;
+} precond;
+
+/* theta = x0 + L^-T z (back substitution on L^T). */
+static void z_to_x(const precond *pc, const double *z, double *theta)
+{
+    size_t n = pc->n;
+    for (size_t i = n; i-- > 0;) {
+        double s = z[i];
+        for (size_t k = i + 1; k < n; k++) {
+            s -= pc->L[k * n + i] * theta[k];
+        }
+        theta[i] = s / pc->L[i * n + i];
+    }
+    for (size_t i = 0; i < n; i++) {
+        theta[i] += pc->x0[i];
+    }
+}
+
+static double z_fdf(const double *z, double *gz, void *ud)
+{
+    precond *pc = ud;
+    size_t n = pc->n;
+    z_to_x(pc, z, pc->theta);
+    double f = pc->fn(pc->theta, gz ? pc->g : NULL, pc->ud);
+    if (gz != NULL) {
+        /* grad_z = L^-1 grad (forward substitution) */
+        for (size_t i = 0; i < n; i++) {
+            double s = pc->g[i];
+            for (size_t k = 0; k < i; k++) {
+                s -= pc->L[i * n + k] * gz[k];
+            }
+            gz[i] = s / pc->L[i * n + i];
+        }
+    }
+    return f;
+}
+
+int bpm_minimize_preconditioned(size_t n, double *x, bpm_fdf_fn fn, void *ud, const double *H,
+                                const bpm_min_opts *opts, bpm_min_info *out_info, const char *what,
+                                bp_error *err)
+{
+    precond pc = {n, NULL, NULL, NULL, NULL, fn, ud};
+    double *x0 = malloc(n * sizeof *x0);
+    double *z = calloc(n, sizeof *z);
+    pc.L = malloc(n * n * sizeof *pc.L);
+    pc.theta = malloc(n * sizeof *pc.theta);
+    pc.g = malloc(n * sizeof *pc.g);
+    int rc = BP_OK;
+    if (x0 == NULL || z == NULL || pc.L == NULL || pc.theta == NULL || pc.g == NULL) {
+        rc = bp_err(err, BP_E_NOMEM, "%s: out of memory", what);
+        goto done;
+    }
+    memcpy(x0, x, n * sizeof *x0);
+    pc.x0 = x0;
+    memcpy(pc.L, H, n * n * sizeof *pc.L);
+    gsl_matrix_view hv = gsl_matrix_view_array(pc.L, n, n);
+    int status = gsl_linalg_cholesky_decomp1(&hv.matrix);
+    if (status == GSL_EDOM) {
+        /* not positive definite: fall back to the (positive part of the) diagonal */
+        memset(pc.L, 0, n * n * sizeof *pc.L);
+        for (size_t i = 0; i < n; i++) {
+            double d = H[i * n + i];
+            pc.L[i * n + i] = d > 0.0 && isfinite(d) ? sqrt(d) : 1.0;
+        }
+    } else if (status != GSL_SUCCESS) {
+        rc = bp_err(err, BP_E_INTERNAL, "%s: Cholesky factorisation failed: %s", what,
+                    gsl_strerror(status));
+        goto done;
+    }
+    rc = bpm_minimize(n, z, z_fdf, &pc, opts, out_info, what, err);
+    if (rc == BP_OK || rc == BP_E_LIMIT) {
+        z_to_x(&pc, z, x);
+    }
+done:
+    free(x0);
+    free(z);
+    free(pc.L);
+    free(pc.theta);
+    free(pc.g);
     return rc;
 }

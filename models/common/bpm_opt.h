@@ -53,4 +53,17 @@ typedef struct bpm_min_info {
 int bpm_minimize(size_t n, double *x, bpm_fdf_fn fn, void *ud, const bpm_min_opts *opts,
                  bpm_min_info *out_info, const char *what, bp_error *err);
 
+/*
+ * Minimise with a preconditioner. GSL's BFGS2 keeps only the last step (a memoryless update), so
+ * it converges only as fast as the problem is well scaled. Given an approximation H (n x n,
+ * row-major, symmetric positive definite) of the Hessian at the start x, we factor H = L L^T and
+ * minimise g(z) = f(x + L^-T z), whose Hessian is close to the identity: BFGS2 then converges in a
+ * handful of iterations, and |grad g| is the Newton decrement, a scale-free convergence test
+ * (opts grad_tol / grad_accept apply to it). If H is not positive definite its diagonal is used.
+ * H is not modified. On BP_OK or BP_E_LIMIT x holds the last iterate in original coordinates.
+ */
+int bpm_minimize_preconditioned(size_t n, double *x, bpm_fdf_fn fn, void *ud, const double *H,
+                                const bpm_min_opts *opts, bpm_min_info *out_info, const char *what,
+                                bp_error *err);
+
 #endif
