@@ -19,6 +19,7 @@
 #include "betpipe/status.h"
 
 typedef struct bp_host bp_host;
+typedef struct bp_registry bp_registry; /* also in plugin.h; C11 allows the repeat */
 
 /* ------------------------------------------------------------------------------------------- */
 /* Job types                                                                                    */
