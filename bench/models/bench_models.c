@@ -12,10 +12,20 @@
  * evaluation seasons where both teams have played at least 10 matches in the 1100 days before
  * the match day, and Pinnacle closing odds exist. The history starts with the first season
  * loaded; there is no earlier data in the repository, so that first season is partly burn-in
- * through the mask (its first ~10 match rounds are not scored).
+ * through the mask (its first ~10 match rounds are not scored, and its other matches are
+ * predicted from in-season data only). Every model is scored on the same matches.
  *
- * Usage: bench_models --data DIR [--first 2012-13] [--last 2023-24] [--fit-season 2023-24]
- *                     [--fit-runs 200] [--models a,b,...] [--boot 2000]
+ * Inputs the models see: results, and the Pinnacle closing 1X2 odds (PSCH/PSCD/PSCA) of matches
+ * played on earlier days (the market-rating feature of logistic / random_forest). A fixture's
+ * own odds are never an input. Refits: every match day (random_forest: every 7 days). The
+ * ensembles refit their weights every match day on the members' forecasts of earlier days.
+ *
+ * Two tables: all scored matches, and the held-out seasons from --holdout-from (default 2017):
+ * the logistic and feature defaults were chosen on the seasons before it.
+ *
+ * Usage: bench_models --data DIR [--first YEAR] [--last YEAR] [--fit-season 2023-24]
+ *                     [--fit-runs N (0 = skip)] [--models a,b,...] [--boot N]
+ *                     [--eval-from YEAR] [--holdout-from YEAR] [--params label=JSON]
  */
 #include <math.h>
 #include <stdio.h>
@@ -262,7 +272,6 @@ static void run_ensemble(const history *h, const bool *use, wf_model *const *mem
         d = end;
     }
     *out_seconds = now_s() - t0;
-    printf("    final weights:");
     for (size_t m = 0; m < M; m++) {
         printf(" %s %.3f", members[m]->label, w[m]);
     }
@@ -356,7 +365,7 @@ int main(int argc, char **argv)
     const char *dir = NULL, *fit_season = "2023-24", *only = NULL;
     const char *overrides[16];
     int n_overrides = 0;
-    int first = 2012, last = 2023, eval_from = 0, runs = 200, boot = 2000;
+    int first = 2012, last = 2023, eval_from = 0, holdout = 2017, runs = 200, boot = 2000;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
             dir = argv[++i];
@@ -364,6 +373,8 @@ int main(int argc, char **argv)
             first = (int)strtol(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--last") == 0 && i + 1 < argc) {
             last = (int)strtol(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--holdout-from") == 0 && i + 1 < argc) {
+            holdout = (int)strtol(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--eval-from") == 0 && i + 1 < argc) {
             eval_from = (int)strtol(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--fit-season") == 0 && i + 1 < argc) {
@@ -385,7 +396,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (dir == NULL || runs < 1 || boot < 10 || first > last) {
+    if (dir == NULL || runs < 0 || boot < 10 || first > last) {
         fprintf(stderr, "bench_models: --data DIR is required (e.g. data/football-data/E0)\n");
         return 2;
     }
@@ -495,29 +506,15 @@ int main(int argc, char **argv)
         pin_rps[k] = bpm_rps(pin_shin[k], bpm_outcome(h.m[k].home_goals, h.m[k].away_goals));
     }
 
-    printf("\n  %-22s %5s  %-6s  %-6s  %-6s  %-6s  %-25s  %s\n", "model", "n", "RPS", "logloss",
-           "Brier", "acc", "RPS - Pinnacle [95% CI]", "walk-forward time");
-    score_row("pinnacle_close_shin", &h, use, pin_shin, NULL, boot, -1, 0);
-    score_row("pinnacle_close_mult", &h, use, pin_mult, pin_rps, boot, -1, 0);
-    for (size_t i = 0; i < n_models; i++) {
-        if (models[i].p == NULL) {
-            continue;
-        }
-        score_row(models[i].label, &h, use, models[i].p, pin_rps, boot, models[i].seconds,
-                  models[i].fits);
-        if (models[i].fit_failures) {
-            printf("    (%d of %d fits failed; the previous fit was used)\n",
-                   models[i].fit_failures, models[i].fits);
-        }
-    }
-    /* ensembles over the members that ran */
+    /* ensembles over the members that ran: their forecasts become two more rows */
     const char *const ens_default[] = {"dixon_coles", "elo", "pi_rating", "logistic_market"};
     const struct {
         const char *label;
         const char *const *names;
         size_t n;
     } ensembles[] = {{"ensemble", ens_default, 4}, {"ensemble_all", NULL, 0}};
-    double(*ens)[3] = malloc(h.n * sizeof *ens);
+    wf_model ens[2];
+    memset(ens, 0, sizeof ens);
     for (size_t e = 0; e < 2; e++) {
         wf_model *members[BPM_ENSEMBLE_MAX_MEMBERS];
         size_t M = 0;
@@ -533,11 +530,54 @@ int main(int argc, char **argv)
         if (M < 2 || (ensembles[e].names != NULL && M != ensembles[e].n)) {
             continue;
         }
-        double secs;
-        run_ensemble(&h, use, members, M, 200, ens, &secs);
-        score_row(ensembles[e].label, &h, use, ens, pin_rps, boot, secs, 0);
+        ens[e].label = ensembles[e].label;
+        ens[e].p = malloc(h.n * sizeof *ens[e].p);
+        printf("   %s weights at the end (refitted every match day):", ens[e].label);
+        run_ensemble(&h, use, members, M, 200, ens[e].p, &ens[e].seconds);
     }
-    free(ens);
+
+    for (int table = 0; table < 2; table++) {
+        bool *subset = calloc(h.n, sizeof *subset);
+        for (size_t k = 0; k < h.n; k++) {
+            subset[k] = use[k] && (table == 0 || h.season[k] + first >= holdout);
+        }
+        if (table == 0) {
+            printf("\n== All scored matches, %d-%02d .. %d-%02d\n", first, (first + 1) % 100, last,
+                   (last + 1) % 100);
+        } else if (holdout > first && holdout <= last) {
+            printf("\n== Held-out seasons %d-%02d .. %d-%02d (the logistic/feature defaults were "
+                   "chosen on the seasons before)\n",
+                   holdout, (holdout + 1) % 100, last, (last + 1) % 100);
+        } else {
+            free(subset);
+            break;
+        }
+        printf("  %-22s %5s  %-6s  %-6s  %-6s  %-6s  %-25s  %s\n", "model", "n", "RPS", "logloss",
+               "Brier", "acc", "RPS - Pinnacle [95% CI]", "walk-forward time");
+        score_row("pinnacle_close_shin", &h, subset, pin_shin, NULL, boot, -1, 0);
+        score_row("pinnacle_close_mult", &h, subset, pin_mult, pin_rps, boot, -1, 0);
+        for (size_t i = 0; i < n_models; i++) {
+            if (models[i].p != NULL) {
+                score_row(models[i].label, &h, subset, models[i].p, pin_rps, boot,
+                          models[i].seconds, models[i].fits);
+            }
+        }
+        for (size_t e = 0; e < 2; e++) {
+            if (ens[e].p != NULL) {
+                score_row(ens[e].label, &h, subset, ens[e].p, pin_rps, boot, ens[e].seconds, 0);
+            }
+        }
+        free(subset);
+    }
+    for (size_t i = 0; i < n_models; i++) {
+        if (models[i].fit_failures) {
+            printf("  note: %s: %d of %d fits failed (too little data at a season start: a new "
+                   "team without a goal, or too few rows); the previous fit was used\n",
+                   models[i].label, models[i].fit_failures, models[i].fits);
+        }
+    }
+    free(ens[0].p);
+    free(ens[1].p);
     for (size_t i = 0; i < n_models; i++) {
         free(models[i].p);
     }

@@ -47,7 +47,6 @@
 
 #include <jansson.h>
 
-#include "betpipe/plugin.h" /* registry.h needs bp_registry from here */
 #include "betpipe/registry.h"
 #include "betpipe/status.h"
 

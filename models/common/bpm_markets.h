@@ -26,7 +26,6 @@
 #ifndef BPM_MARKETS_H
 #define BPM_MARKETS_H
 
-#include "betpipe/plugin.h" /* registry.h needs bp_registry from here */
 #include "betpipe/registry.h"
 #include "betpipe/status.h"
 

@@ -10,7 +10,6 @@
 #define BPM_PLUGIN_H
 
 #include "betpipe/plugin.h"
-#include "betpipe/plugin.h" /* registry.h needs bp_registry from here */
 #include "betpipe/registry.h"
 
 #define BPM_MODEL_PLUGIN(pname, pversion, pdescription, ptype)                                     \

@@ -6,7 +6,6 @@
 #ifndef BPM_DIXON_COLES_H
 #define BPM_DIXON_COLES_H
 
-#include "betpipe/plugin.h" /* registry.h needs bp_registry from here */
 #include "betpipe/registry.h"
 
 #define BPM_DIXON_COLES_STATE_VERSION 1

@@ -24,7 +24,6 @@
 
 #include <stddef.h>
 
-#include "betpipe/plugin.h" /* registry.h needs bp_registry from here */
 #include "betpipe/registry.h"
 #include "betpipe/status.h"
 

@@ -254,20 +254,31 @@ static int lr_fit(void *model, const bp_match_set *train, json_t **out_metrics, 
     if (out_metrics != NULL) {
         bpm_scores s;
         bpm_scores_init(&s, 10, NULL);
+        double mean_p[3] = {0, 0, 0};
         for (size_t r = 0; r < rows; r++) {
             double p[3];
             softmax(coef, x + r * dim, dim, p);
             bpm_scores_add(&s, p, y[r], NULL);
+            for (int c = 0; c < 3; c++) {
+                mean_p[c] += p[c] / (double)rows;
+            }
         }
+        /* mean forecast vs observed frequency per outcome: equal at an unpenalised optimum */
+        json_t *calib = json_pack("{s:[f,f,f], s:[f,f,f]}", "mean", mean_p[0], mean_p[1], mean_p[2],
+                                  "freq", (double)count[0] / (double)rows,
+                                  (double)count[1] / (double)rows, (double)count[2] / (double)rows);
         json_t *names = json_array();
         for (size_t k = 0; names != NULL && k < dim; k++) {
             json_array_append_new(names, json_string(bpm_features_name(&feat, k)));
         }
-        metrics = json_pack("{s:I, s:I, s:o, s:f, s:f, s:i, s:b}", "n_matches",
-                            (json_int_t)train->n_matches, "n_rows", (json_int_t)rows, "features",
-                            names, "in_sample_rps", bpm_scores_rps(&s), "in_sample_log_loss",
-                            bpm_scores_log_loss(&s), "iterations", info.iterations, "uses_market",
-                            (int)feat.use_market);
+        metrics =
+            json_pack("{s:I, s:I, s:o, s:f, s:f, s:O, s:O, s:i, s:b}", "n_matches",
+                      (json_int_t)train->n_matches, "n_rows", (json_int_t)rows, "features", names,
+                      "in_sample_rps", bpm_scores_rps(&s), "in_sample_log_loss",
+                      bpm_scores_log_loss(&s), "in_sample_mean", json_object_get(calib, "mean"),
+                      "in_sample_frequency", json_object_get(calib, "freq"), "iterations",
+                      info.iterations, "uses_market", (int)feat.use_market);
+        json_decref(calib);
         if (metrics == NULL) {
             rc = bp_err(err, BP_E_NOMEM, MODEL ": out of memory");
             goto fail;

@@ -18,7 +18,6 @@
 #ifndef BPM_LOGISTIC_H
 #define BPM_LOGISTIC_H
 
-#include "betpipe/plugin.h" /* registry.h needs bp_registry from here */
 #include "betpipe/registry.h"
 
 #define BPM_LOGISTIC_STATE_VERSION 1

@@ -6,7 +6,6 @@
 #ifndef BPM_POISSON_H
 #define BPM_POISSON_H
 
-#include "betpipe/plugin.h" /* registry.h needs bp_registry from here */
 #include "betpipe/registry.h"
 
 #define BPM_POISSON_STATE_VERSION 1

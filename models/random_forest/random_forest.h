@@ -20,7 +20,6 @@
 #ifndef BPM_RANDOM_FOREST_H
 #define BPM_RANDOM_FOREST_H
 
-#include "betpipe/plugin.h" /* registry.h needs bp_registry from here */
 #include "betpipe/registry.h"
 
 #define BPM_RANDOM_FOREST_STATE_VERSION 1
