@@ -93,11 +93,12 @@ int bpm_ensemble_weights(const double *p, const int *y, size_t rows, size_t memb
     double u[MAXM] = {0};
     blend_data d = {p, y, rows, members};
     /* A weight that should be 0 sends its coordinate towards -infinity, where the gradient
-     * vanishes slowly; the stall test accepts that once the gradient is negligible. */
-    bpm_min_opts o = {500, 1e-10, 1e-6, 0.5, 0.1};
+     * vanishes slowly and BFGS2 eventually stalls. A gradient below 1e-5 (in softmax
+     * coordinates, on the mean RPS) leaves at most ~1e-10 of RPS on the table: accept it. */
+    bpm_min_opts o = {500, 1e-10, 1e-5, 0.5, 0.1};
     bpm_min_info info;
     int rc = bpm_minimize(members, u, blend_fdf, &d, &o, &info, MODEL ": weights", err);
-    if (rc == BP_E_LIMIT && info.grad_norm < 1e-6) {
+    if (rc == BP_E_LIMIT && info.grad_norm < 1e-5) {
         rc = BP_OK; /* the iteration cap with a negligible gradient: as good as converged */
     }
     if (rc != BP_OK) {
