@@ -552,19 +552,21 @@ int main(int argc, char **argv)
             free(subset);
             break;
         }
+        /* run times belong to the whole walk-forward: shown once, in the first table */
         printf("  %-22s %5s  %-6s  %-6s  %-6s  %-6s  %-25s  %s\n", "model", "n", "RPS", "logloss",
-               "Brier", "acc", "RPS - Pinnacle [95% CI]", "walk-forward time");
+               "Brier", "acc", "RPS - Pinnacle [95% CI]", table == 0 ? "walk-forward time" : "");
         score_row("pinnacle_close_shin", &h, subset, pin_shin, NULL, boot, -1, 0);
         score_row("pinnacle_close_mult", &h, subset, pin_mult, pin_rps, boot, -1, 0);
         for (size_t i = 0; i < n_models; i++) {
             if (models[i].p != NULL) {
                 score_row(models[i].label, &h, subset, models[i].p, pin_rps, boot,
-                          models[i].seconds, models[i].fits);
+                          table == 0 ? models[i].seconds : -1, models[i].fits);
             }
         }
         for (size_t e = 0; e < 2; e++) {
             if (ens[e].p != NULL) {
-                score_row(ens[e].label, &h, subset, ens[e].p, pin_rps, boot, ens[e].seconds, 0);
+                score_row(ens[e].label, &h, subset, ens[e].p, pin_rps, boot,
+                          table == 0 ? ens[e].seconds : -1, 0);
             }
         }
         free(subset);
