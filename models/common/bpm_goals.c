@@ -46,6 +46,17 @@ typedef struct gm_problem {
 #define IX_HOME(pb) (2 * (pb)->n + 1)
 #define IX_RHO(pb)  (2 * (pb)->n + 2)
 
+/* ln(x!) for a goal count. Not lgamma(): it writes the global signgam, a data race when two
+ * fits run in different worker threads. Goals are at most 99, so the sum is short. */
+static double log_factorial(int x)
+{
+    double s = 0.0;
+    for (int k = 2; k <= x; k++) {
+        s += log((double)k);
+    }
+    return s;
+}
+
 /* log(tau), continued below TAU_MIN by a second-order expansion; *d gets the derivative. */
 static double log_tau(double t, double *d)
 {
@@ -291,32 +302,33 @@ done:
 
 /* ---- starting point ------------------------------------------------------------------------ */
 
-static void cold_start(const gm_problem *pb, double *th)
+static int cold_start(const gm_problem *pb, double *th, bp_error *err)
 {
     size_t n = pb->n;
     double W = 0.0, hg = 0.0, ag = 0.0;
-    double *gf = calloc(3 * n, sizeof *gf);
+    double *gf = calloc(3 * n, sizeof *gf); /* goals for, goals against, games */
+    if (gf == NULL) {
+        return bp_err(err, BP_E_NOMEM, "%s: out of memory", pb->o->model);
+    }
     for (size_t k = 0; k < pb->nm; k++) {
         const gm_match *m = &pb->m[k];
         W += m->w;
         hg += m->w * m->x;
         ag += m->w * m->y;
-        if (gf != NULL) {
-            gf[m->i] += m->w * m->x;
-            gf[n + m->i] += m->w * m->y;
-            gf[2 * n + m->i] += m->w;
-            gf[m->j] += m->w * m->y;
-            gf[n + m->j] += m->w * m->x;
-            gf[2 * n + m->j] += m->w;
-        }
+        gf[m->i] += m->w * m->x;
+        gf[n + m->i] += m->w * m->y;
+        gf[2 * n + m->i] += m->w;
+        gf[m->j] += m->w * m->y;
+        gf[n + m->j] += m->w * m->x;
+        gf[2 * n + m->j] += m->w;
     }
     /* One pseudo-game at the league rate keeps every start finite. */
     double avg = (hg + ag + 1.0) / (2.0 * W + 2.0);
     double sa = 0.0, sd = 0.0;
     for (size_t t = 0; t < n; t++) {
-        double games = gf ? gf[2 * n + t] : 0.0;
-        th[t] = gf ? log((gf[t] + avg) / (avg * (games + 1.0))) : 0.0;
-        th[n + t] = gf ? log((gf[n + t] + avg) / (avg * (games + 1.0))) : 0.0;
+        double games = gf[2 * n + t];
+        th[t] = log((gf[t] + avg) / (avg * (games + 1.0)));
+        th[n + t] = log((gf[n + t] + avg) / (avg * (games + 1.0)));
         sa += th[t];
         sd += th[n + t];
     }
@@ -330,6 +342,7 @@ static void cold_start(const gm_problem *pb, double *th)
         th[IX_RHO(pb)] = 0.0;
     }
     free(gf);
+    return BP_OK;
 }
 
 static void warm_start(const gm_problem *pb, const bpm_teams *teams, const bpm_goals_fit *warm,
@@ -394,7 +407,7 @@ int bpm_goals_fit_set(const bpm_goals_opts *o, const bp_match_set *set, const bp
         rc = bp_err(err, BP_E_NOMEM, "%s: out of memory for %zu matches", model, pb.nm);
         goto fail;
     }
-    double lgamma_const = 0.0, total_w = 0.0;
+    double log_fact_const = 0.0, total_w = 0.0;
     for (size_t k = 0; k < pb.nm; k++) {
         const bp_match_result *r = &set->matches[first + k];
         gm_match *m = &pb.m[k];
@@ -405,7 +418,7 @@ int bpm_goals_fit_set(const bpm_goals_opts *o, const bp_match_set *set, const bp
         double days = (double)(as_of - r->kickoff_ms) / BPM_MS_PER_DAY;
         m->w = o->xi > 0.0 ? exp(-o->xi * days) : 1.0;
         total_w += m->w;
-        lgamma_const += m->w * (lgamma(m->x + 1.0) + lgamma(m->y + 1.0));
+        log_fact_const += m->w * (log_factorial(m->x) + log_factorial(m->y));
     }
     pb.kappa = total_w / (double)pb.n;
 
@@ -416,7 +429,9 @@ int bpm_goals_fit_set(const bpm_goals_opts *o, const bp_match_set *set, const bp
     }
 
     /* 3. start */
-    cold_start(&pb, theta);
+    if ((rc = cold_start(&pb, theta, err)) != BP_OK) {
+        goto fail;
+    }
     if (warm != NULL && warm->teams.n > 0) {
         warm_start(&pb, &teams, warm, theta);
     }
@@ -494,7 +509,7 @@ int bpm_goals_fit_set(const bpm_goals_opts *o, const bp_match_set *set, const bp
         theta[n + t] -= md;
     }
     theta[IX_MU(&pb)] += md;
-    double loglik = -objective(&pb, theta, NULL, 0) - lgamma_const;
+    double loglik = -objective(&pb, theta, NULL, 0) - log_fact_const;
 
     att = malloc(n * sizeof *att);
     def = malloc(n * sizeof *def);

@@ -109,11 +109,21 @@ static int sign_of(int m)
     return (m > 0) - (m < 0);
 }
 
-/*
- * Settle every cell. `kind` picks the margin: 0 = home handicap (4(i - j) + q), 1 = away
- * handicap (4(j - i) + q), 2 = over (4(i + j) - q), 3 = under (q - 4(i + j)).
- */
-static bpm_settle settle_cells(const double *score, int kind, int q)
+typedef enum settle_kind { HOME_HANDICAP, AWAY_HANDICAP, OVER, UNDER } settle_kind;
+
+/* By how many quarter-goals score i-j beats a line of q quarter-goals. */
+static int margin_quarters(settle_kind kind, int i, int j, int q)
+{
+    switch (kind) {
+    case HOME_HANDICAP: return 4 * (i - j) + q;
+    case AWAY_HANDICAP: return 4 * (j - i) + q;
+    case OVER: return 4 * (i + j) - q;
+    default: return q - 4 * (i + j);
+    }
+}
+
+/* Settle every cell of the matrix against a line of q quarter-goals. */
+static bpm_settle settle_cells(const double *score, settle_kind kind, int q)
 {
     bpm_settle s = {0.0, 0.0, 0.0, 0.0, 0.0};
     /* A quarter line (odd q) splits into q - 1 and q + 1; others settle on q twice. */
@@ -121,15 +131,8 @@ static bpm_settle settle_cells(const double *score, int kind, int q)
     int q_hi = (q % 2 != 0) ? q + 1 : q;
     for (int i = 0; i < DIM; i++) {
         for (int j = 0; j < DIM; j++) {
-            int base;
-            int sign_line; /* how the line enters the margin */
-            switch (kind) {
-            case 0: base = 4 * (i - j), sign_line = 1; break;
-            case 1: base = 4 * (j - i), sign_line = 1; break;
-            case 2: base = 4 * (i + j), sign_line = -1; break;
-            default: base = -4 * (i + j), sign_line = 1; break;
-            }
-            int r = sign_of(base + sign_line * q_lo) + sign_of(base + sign_line * q_hi);
+            int r = sign_of(margin_quarters(kind, i, j, q_lo)) +
+                    sign_of(margin_quarters(kind, i, j, q_hi));
             double p = score[i * DIM + j];
             switch (r) {
             case 2: s.win += p; break;
@@ -152,7 +155,7 @@ int bpm_market_total(const double *score, double line, bpm_total_side side, bpm_
                       "totals: line %g must be a non-negative multiple of 0.25 up to %d", line,
                       2 * (DIM - 1));
     }
-    *out = settle_cells(score, side == BPM_OVER ? 2 : 3, q);
+    *out = settle_cells(score, side == BPM_OVER ? OVER : UNDER, q);
     return BP_OK;
 }
 
@@ -165,7 +168,7 @@ int bpm_market_asian_handicap(const double *score, double line, bpm_side side, b
                       "asian handicap: line %g must be a multiple of 0.25 between -10 and 10",
                       line);
     }
-    *out = settle_cells(score, side == BPM_SIDE_HOME ? 0 : 1, q);
+    *out = settle_cells(score, side == BPM_SIDE_HOME ? HOME_HANDICAP : AWAY_HANDICAP, q);
     return BP_OK;
 }
 
