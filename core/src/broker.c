@@ -32,15 +32,16 @@ int broker_open(const char *url, const char *data_dir, const broker_options *opt
     if (util_str_starts_with(url, "sqlite://")) {
         const char *path = url + strlen("sqlite://");
         if (*path != '/') {
-            return bp_err(err, BP_E_CONFIG,
-                          "broker URL '%s': expected sqlite:///absolute/path.db", url);
+            return bp_err(err, BP_E_CONFIG, "broker URL '%s': expected sqlite:///absolute/path.db",
+                          url);
         }
         return broker_sqlite_open(path, data_dir, opts, out, err);
     }
     if (util_str_starts_with(url, "redis://") || util_str_starts_with(url, "rediss://") ||
         util_str_starts_with(url, "unix://")) {
         (void)opts;
-        return bp_err(err, BP_E_CONFIG, "broker URL '%s': the Redis backend is not part of this "
+        return bp_err(err, BP_E_CONFIG,
+                      "broker URL '%s': the Redis backend is not part of this "
                       "build yet",
                       url);
     }

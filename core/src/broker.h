@@ -38,8 +38,8 @@
 
 typedef struct broker broker;
 
-#define BROKER_WAKE_WORK 0x1   /* jobs may have arrived */
-#define BROKER_WAKE_DONE 0x2   /* jobs finished */
+#define BROKER_WAKE_WORK   0x1 /* jobs may have arrived */
+#define BROKER_WAKE_DONE   0x2 /* jobs finished */
 #define BROKER_WAKE_REVOKE 0x4 /* a running job was revoked: heartbeat now to learn which */
 
 /* What a worker reports when a job stops running. */
@@ -48,9 +48,9 @@ typedef struct broker_ack {
     /* SUCCESS, FAILURE, RETRY, REVOKED (cancelled after a revoke), or PENDING to hand the job
      * back untouched (graceful shutdown interrupted it): requeued, the attempt not counted. */
     job_state state;
-    const char *result;    /* compact JSON text, SUCCESS only (may be NULL) */
-    const char *error;     /* FAILURE/RETRY/REVOKED: why */
-    int64_t retry_at_ms;   /* RETRY: when to run again */
+    const char *result;  /* compact JSON text, SUCCESS only (may be NULL) */
+    const char *error;   /* FAILURE/RETRY/REVOKED: why */
+    int64_t retry_at_ms; /* RETRY: when to run again */
     int64_t finished_ms;
 } broker_ack;
 
@@ -62,10 +62,10 @@ typedef struct broker_want {
 
 /* The worker (daemon or inline CLI runner) as the registry records it. */
 typedef struct broker_worker_info {
-    const char *id;        /* unique: host:pid:random */
+    const char *id; /* unique: host:pid:random */
     const char *host;
     int pid;
-    json_t *queues;        /* {"queue": concurrency, ...}, borrowed */
+    json_t *queues; /* {"queue": concurrency, ...}, borrowed */
     int64_t started_ms;
 } broker_worker_info;
 
@@ -96,10 +96,10 @@ void broker_options_default(broker_options *o);
 
 /* Listing filter for `betpipe status`, `inspect` and the API. */
 typedef struct broker_filter {
-    const char *queue;     /* NULL = all */
-    int state;             /* a job_state, or -1 = all */
-    const char *type;      /* NULL = all */
-    int limit;             /* 0 = 100 */
+    const char *queue; /* NULL = all */
+    int state;         /* a job_state, or -1 = all */
+    const char *type;  /* NULL = all */
+    int limit;         /* 0 = 100 */
 } broker_filter;
 
 typedef struct broker_ops {

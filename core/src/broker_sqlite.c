@@ -42,8 +42,8 @@
 #include "wake.h"
 
 #define SQ_BUSY_TIMEOUT_MS 15000
-#define SQ_REAP_BATCH 1000
-#define SQ_SCHEMA_VERSION 1
+#define SQ_REAP_BATCH      1000
+#define SQ_SCHEMA_VERSION  1
 
 typedef struct sq_broker {
     broker base;
@@ -60,7 +60,7 @@ typedef struct sq_broker {
 
 /* The columns every job-returning statement selects, in this order (see row_to_job). */
 #define JOB_COLS                                                                                   \
-    "seq, id, type, queue, state, priority, args, run_at, expires_at, max_retries, retry_start, " \
+    "seq, id, type, queue, state, priority, args, run_at, expires_at, max_retries, retry_start, "  \
     "retry_step, retry_max, retry_jitter, soft_limit_ms, unique_key, parent_id, attempts, "        \
     "crashes, result, error, worker, lease_until, created_ms, started_ms, finished_ms, "           \
     "progress, progress_msg"
@@ -326,8 +326,7 @@ static job *row_to_job(sqlite3_stmt *st)
     j->created_ms = sqlite3_column_int64(st, 23);
     j->started_ms = sqlite3_column_int64(st, 24);
     j->finished_ms = sqlite3_column_int64(st, 25);
-    j->progress =
-        sqlite3_column_type(st, 26) == SQLITE_NULL ? -1.0 : sqlite3_column_double(st, 26);
+    j->progress = sqlite3_column_type(st, 26) == SQLITE_NULL ? -1.0 : sqlite3_column_double(st, 26);
     j->progress_msg = col_dup(st, 27);
     if (!j->type || !j->queue || !j->args) {
         job_free(j);
@@ -505,8 +504,9 @@ static int ack_one(sq_broker *s, const char *worker_id, const broker_ack *a, job
                 return rc;
             }
             if (finals->n == before) {
-                log_warn("broker", "ack of job %s ignored: its lease was lost (it was "
-                                   "reclaimed and will run again)",
+                log_warn("broker",
+                         "ack of job %s ignored: its lease was lost (it was "
+                         "reclaimed and will run again)",
                          a->id);
             }
         }
@@ -595,8 +595,7 @@ static int sq_exchange(broker *b, const char *worker_id, const broker_ack *acks,
     return BP_OK;
 }
 
-static int sq_lease_one(broker *b, const char *worker_id, const char *id, job **out,
-                        bp_error *err)
+static int sq_lease_one(broker *b, const char *worker_id, const char *id, job **out, bp_error *err)
 {
     sq_broker *s = sq(b);
     job_list got = {0};
@@ -879,8 +878,8 @@ static int sq_reap(broker *b, broker_reap_report *out, bp_error *err)
     if (rc == BP_OK) {
         char **lost = NULL;
         size_t n_lost = 0;
-        step = sqlite3_prepare_v2(s->db, "SELECT id, host, pid, heartbeat_ms FROM workers", -1,
-                                  &st, NULL);
+        step = sqlite3_prepare_v2(s->db, "SELECT id, host, pid, heartbeat_ms FROM workers", -1, &st,
+                                  NULL);
         if (step != SQLITE_OK) {
             rc = sq_error(s, step, "read workers", err);
         }
@@ -1131,9 +1130,9 @@ static int sq_purge(broker *b, const char *queue, int64_t *out_removed, bp_error
 }
 
 static const char *const stat_names[JOB_STATE_COUNT] = {
-    [JOB_PENDING] = "waiting",  [JOB_SCHEDULED] = "delayed", [JOB_STARTED] = "running",
-    [JOB_RETRY] = "retry",      [JOB_SUCCESS] = "succeeded", [JOB_FAILURE] = "failed",
-    [JOB_REVOKED] = "revoked",  [JOB_EXPIRED] = "expired",   [JOB_DEAD] = "dead",
+    [JOB_PENDING] = "waiting", [JOB_SCHEDULED] = "delayed", [JOB_STARTED] = "running",
+    [JOB_RETRY] = "retry",     [JOB_SUCCESS] = "succeeded", [JOB_FAILURE] = "failed",
+    [JOB_REVOKED] = "revoked", [JOB_EXPIRED] = "expired",   [JOB_DEAD] = "dead",
 };
 
 static json_t *empty_queue_stats(void)
@@ -1153,9 +1152,8 @@ static int sq_stats(broker *b, json_t **out, bp_error *err)
     int step, rc = BP_OK;
     *out = NULL;
     pthread_mutex_lock(&s->lock);
-    step = sqlite3_prepare_v2(s->db,
-                              "SELECT queue, state, count(*) FROM jobs GROUP BY queue, state", -1,
-                              &st, NULL);
+    step = sqlite3_prepare_v2(
+        s->db, "SELECT queue, state, count(*) FROM jobs GROUP BY queue, state", -1, &st, NULL);
     if (step != SQLITE_OK) {
         rc = sq_error(s, step, "stats", err);
     }
@@ -1192,9 +1190,8 @@ static int sq_stats(broker *b, json_t **out, bp_error *err)
                 workers, json_pack("{s:s, s:s, s:i, s:o, s:s, s:s, s:I, s:o}", "id",
                                    (const char *)sqlite3_column_text(st, 0), "host",
                                    (const char *)sqlite3_column_text(st, 1), "pid",
-                                   sqlite3_column_int(st, 2), "queues",
-                                   wq ? wq : json_object(), "started", started, "heartbeat", hb,
-                                   "heartbeat_age_ms",
+                                   sqlite3_column_int(st, 2), "queues", wq ? wq : json_object(),
+                                   "started", started, "heartbeat", hb, "heartbeat_age_ms",
                                    (json_int_t)(util_now_ms() - sqlite3_column_int64(st, 5)),
                                    "stats", ws ? ws : json_object()));
         }
@@ -1416,8 +1413,8 @@ int broker_sqlite_open(const char *path, const char *data_dir, const broker_opti
         goto fail;
     }
     for (int i = 0; i < ST_COUNT; i++) {
-        step = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
-                                  NULL);
+        step =
+            sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
         if (step != SQLITE_OK) {
             rc = sq_error(s, step, "prepare", err);
             goto fail;

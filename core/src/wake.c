@@ -65,8 +65,8 @@ int wake_listen(const char *run_dir, char kind, wake_listener **out, bp_error *e
         return bp_err(err, BP_E_NOMEM, "out of memory");
     }
     if ((size_t)snprintf(l->path, sizeof l->path, "%s/%c-%d-%08x.sock", run_dir, kind,
-                         (int)getpid(), (unsigned)(util_rand64() & 0xffffffffu)) >=
-        sizeof l->path) {
+                         (int)getpid(),
+                         (unsigned)(util_rand64() & 0xffffffffu)) >= sizeof l->path) {
         free(l);
         return bp_err(err, BP_E_INVAL, "run directory path %s is too long for a unix socket",
                       run_dir);
@@ -170,8 +170,8 @@ static void refresh_peers(wake_sender *s)
             !util_str_ends_with(n, ".sock")) {
             continue;
         }
-        if ((size_t)snprintf(s->peers[s->n_peers].path, sizeof s->peers[0].path, "%s/%s",
-                             s->dir, n) < sizeof s->peers[0].path) {
+        if ((size_t)snprintf(s->peers[s->n_peers].path, sizeof s->peers[0].path, "%s/%s", s->dir,
+                             n) < sizeof s->peers[0].path) {
             s->peers[s->n_peers].kind = n[0];
             s->n_peers++;
         }

@@ -27,7 +27,7 @@ int wake_listen(const char *run_dir, char kind, wake_listener **out, bp_error *e
 int wake_listener_fd(const wake_listener *l);
 /* Read pending datagrams; returns the bitwise OR of WAKE_BIT(byte) over the bytes received
  * (0 when nothing was pending). */
-#define WAKE_BIT(byte) (1u << ((unsigned)(byte) & 31u))
+#define WAKE_BIT(byte) (1u << ((unsigned)(byte)&31u))
 unsigned wake_drain(wake_listener *l);
 /* Close and unlink. */
 void wake_listener_close(wake_listener *l);

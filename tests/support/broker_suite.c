@@ -70,11 +70,15 @@ static void free_jobs(job **jobs, size_t n)
     free(jobs);
 }
 
-static void ack(broker *b, const char *worker, const char *id, job_state state,
-                const char *result, const char *error, int64_t retry_at)
+static void ack(broker *b, const char *worker, const char *id, job_state state, const char *result,
+                const char *error, int64_t retry_at)
 {
-    broker_ack a = {.id = id, .state = state, .result = result, .error = error,
-                    .retry_at_ms = retry_at, .finished_ms = util_now_ms()};
+    broker_ack a = {.id = id,
+                    .state = state,
+                    .result = result,
+                    .error = error,
+                    .retry_at_ms = retry_at,
+                    .finished_ms = util_now_ms()};
     job **jobs = NULL;
     size_t n = 0;
     bp_error err = {0};
@@ -646,8 +650,8 @@ static void *drain_thread(void *arg)
             int idx = (int)strtol(strchr(jobs[i]->args, ':') + 1, NULL, 10);
             c->seen[idx] = strdup(c->worker);
             util_strlcpy(ids[n_acks], jobs[i]->id, sizeof ids[0]);
-            acks[n_acks] = (broker_ack){.id = ids[n_acks], .state = JOB_SUCCESS,
-                                        .finished_ms = util_now_ms()};
+            acks[n_acks] =
+                (broker_ack){.id = ids[n_acks], .state = JOB_SUCCESS, .finished_ms = util_now_ms()};
             n_acks++;
             c->leased++;
             job_free(jobs[i]);

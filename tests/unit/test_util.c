@@ -31,8 +31,14 @@ Test(util, iso8601_rejects_bad_input)
 {
     int64_t ms;
     bp_error err = {0};
-    const char *bad[] = {"", "2024-02-30", "2023-02-29", "2024-13-01", "tomorrow",
-                         "2024-01-01T25:00", "2024-01-01T10:00:00Zjunk", "2024-1-1"};
+    const char *bad[] = {"",
+                         "2024-02-30",
+                         "2023-02-29",
+                         "2024-13-01",
+                         "tomorrow",
+                         "2024-01-01T25:00",
+                         "2024-01-01T10:00:00Zjunk",
+                         "2024-1-1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cr_assert_eq(util_parse_iso8601(bad[i], &ms, &err), BP_E_INVAL, "accepted '%s'", bad[i]);
         cr_assert(strstr(err.msg, bad[i]) != NULL, "message should name the input: %s", err.msg);
@@ -81,8 +87,10 @@ Test(util, strict_integers)
 
 Test(job, retry_backoff_grows_and_caps)
 {
-    retry_policy p = {.interval_start_ms = 1000, .interval_step_ms = 1000,
-                      .interval_max_ms = 5000, .jitter = false};
+    retry_policy p = {.interval_start_ms = 1000,
+                      .interval_step_ms = 1000,
+                      .interval_max_ms = 5000,
+                      .jitter = false};
     cr_assert_eq(job_retry_delay_ms(&p, 1), 1000);
     cr_assert_eq(job_retry_delay_ms(&p, 2), 2000);
     cr_assert_eq(job_retry_delay_ms(&p, 3), 4000);
