@@ -1,14 +1,12 @@
 /*
- * test_model_plugins.c - the model plugins as the daemon meets them: each built .so is opened
- * with dlopen, its descriptor checked, init run against a small registry, and the model it
- * registers exercised through the registered descriptor on real data (the reference check
- * again, through model-dixon_coles.so, and the model contract for every model).
- *
- * The registry and host here are a minimal stand-in local to this test (the shared test host of
- * tests/support is not on main yet): model plugins use neither logging nor config, so the host
- * only has to exist; the registry records what add_model receives.
+ * test_model_plugins.c - the model plugins as the daemon meets them: each built .so goes
+ * through the real loader (file checks, dlopen, entry point, ABI checks, init) into the real
+ * registry (which compiles every params_schema), with host tables from tests/support/test_host.
+ * The model each registers is then exercised through the registry's copy of its descriptor on
+ * real data: the reference check again, through model-dixon_coles.so, and the model contract for
+ * every model. The schema the registry compiled and the model's own create() must agree on what
+ * is a valid params object.
  */
-#include <dlfcn.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,149 +14,32 @@
 #include <criterion/criterion.h>
 #include <gsl/gsl_errno.h>
 
-#include "betpipe/betpipe.h"
-
+#include "jsonschema.h"
+#include "loader.h"
 #include "model_contract.h"
+#include "registry.h"
 #include "support.h"
+#include "test_host.h"
 
-/* ---- a minimal registry and host ------------------------------------------------------------ */
+static const char *const shipped[] = {"dixon_coles", "poisson",       "elo",     "pi_rating",
+                                      "logistic",    "random_forest", "ensemble"};
+#define N_SHIPPED (sizeof shipped / sizeof shipped[0])
 
-typedef struct test_registry {
-    bp_registry reg;
-    int n_models;
-    bp_model_type model; /* a copy, as the core keeps one */
-    int refuse;          /* make add_model fail with this status (0 = accept) */
-} test_registry;
-
-static int add_model(bp_registry *reg, const bp_model_type *desc, bp_error *err)
-{
-    test_registry *r = (test_registry *)reg;
-    if (r->refuse) {
-        return bp_err(err, r->refuse, "test registry refuses %s", desc->name);
-    }
-    if (desc->struct_size < sizeof(bp_model_type)) {
-        return bp_err(err, BP_E_ABI, "model descriptor too small");
-    }
-    r->model = *desc;
-    r->n_models++;
-    return BP_OK;
-}
-
-static int add_other(bp_registry *reg, const void *desc, bp_error *err)
-{
-    (void)reg;
-    (void)desc;
-    return bp_err(err, BP_E_INVAL, "a model plugin registered something that is not a model");
-}
-
-static int add_job(bp_registry *reg, const bp_job_type *d, bp_error *err)
-{
-    return add_other(reg, d, err);
-}
-static int add_collector(bp_registry *reg, const bp_collector_type *d, bp_error *err)
-{
-    return add_other(reg, d, err);
-}
-static int add_notifier(bp_registry *reg, const bp_notifier_type *d, bp_error *err)
-{
-    return add_other(reg, d, err);
-}
-
-static void host_log(const bp_host *h, int level, const char *fmt, ...)
-{
-    (void)h;
-    (void)level;
-    (void)fmt;
-}
-
-static int host_log_enabled(const bp_host *h, int level)
-{
-    (void)h;
-    (void)level;
-    return 0;
-}
-
-static bp_host test_host(void)
-{
-    bp_host h;
-    memset(&h, 0, sizeof h);
-    h.struct_size = sizeof h;
-    h.abi_major = BP_ABI_MAJOR;
-    h.abi_minor = BP_ABI_MINOR;
-    h.plugin_name = "test";
-    h.log = host_log;
-    h.log_enabled = host_log_enabled;
-    return h;
-}
-
-static void registry_init(test_registry *r)
-{
-    memset(r, 0, sizeof *r);
-    r->reg.struct_size = sizeof r->reg;
-    r->reg.add_job_type = add_job;
-    r->reg.add_model = add_model;
-    r->reg.add_collector = add_collector;
-    r->reg.add_notifier = add_notifier;
-}
-
-/* ---- loading ----------------------------------------------------------------------------------
- */
-
-typedef struct loaded {
-    void *handle;
-    const bp_plugin *desc;
-    void *state;
-    test_registry reg;
-    bp_host host;
-} loaded;
-
-static void load_plugin(const char *name, loaded *out)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/model-%s.so", bpt_env("BP_TEST_PLUGIN_DIR"), name);
-    out->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    cr_assert_not_null(out->handle, "dlopen %s: %s", path, dlerror());
-    bp_plugin_entry_fn entry;
-    *(void **)&entry = dlsym(out->handle, BP_PLUGIN_ENTRY_SYMBOL);
-    cr_assert_not_null(entry, "%s exports no %s", path, BP_PLUGIN_ENTRY_SYMBOL);
-    out->desc = entry();
-    const bp_plugin *d = out->desc;
-    cr_assert_eq(d->magic, BP_PLUGIN_MAGIC);
-    cr_assert_eq(d->abi_major, BP_ABI_MAJOR);
-    cr_assert_eq(d->struct_size, sizeof(bp_plugin));
-    cr_assert_str_eq(d->build_sig, BP_BUILD_SIG);
-    cr_assert_str_eq(d->name, name);
-    cr_assert(d->version != NULL && d->description != NULL && d->init && d->fini);
-
-    /* hidden visibility: the model libraries' symbols stay inside the plugin */
-    const char *internal[] = {"bpm_minimize",         "bpm_goals_fit_set",  "bpm_remove_margin",
-                              "bpm_dixon_coles_type", "bpm_features_build", "bpm_ologit_fit"};
-    for (size_t i = 0; i < sizeof internal / sizeof internal[0]; i++) {
-        cr_assert_null(dlsym(out->handle, internal[i]), "%s exports %s", path, internal[i]);
-    }
-
-    out->host = test_host();
-    registry_init(&out->reg);
-    bp_error err = {0};
-    cr_assert_eq(d->init(&out->host, &out->reg.reg, &out->state, &err), BP_OK, "%s: %s", name,
-                 err.msg);
-    cr_assert_eq(out->reg.n_models, 1, "%s registers exactly one model", name);
-    cr_assert_str_eq(out->reg.model.name, name);
-}
-
-static void unload_plugin(loaded *l)
-{
-    l->desc->fini(l->state);
-    dlclose(l->handle);
-}
-
+static registry *reg;
+static bpt_hosts *hosts;
+static loader *ld;
 static fd_teams teams;
 static bp_match_result *matches;
 static size_t n_matches;
 
 static void setup(void)
 {
-    gsl_set_error_handler_off();
+    gsl_set_error_handler_off(); /* the core's start-up does this in the daemon */
+    bp_error err = {0};
+    cr_assert_eq(registry_new(&reg, &err), BP_OK, "%s", err.msg);
+    hosts = bpt_hosts_new(reg);
+    cr_assert_eq(loader_new(reg, bpt_host_for, bpt_host_release, hosts, &ld, &err), BP_OK, "%s",
+                 err.msg);
     memset(&teams, 0, sizeof teams);
     matches = NULL;
     n_matches = 0;
@@ -167,18 +48,45 @@ static void setup(void)
 
 static void teardown(void)
 {
+    loader_free(ld);
+    bpt_hosts_free(hosts);
+    registry_free(reg);
     free(matches);
     fd_teams_free(&teams);
 }
 
 TestSuite(plugins, .init = setup, .fini = teardown);
 
+/* Load model-<name>.so and return the registry's entry for the model it registers. */
+static const registry_model *load_model(const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/model-%s.so", bpt_env("BP_TEST_PLUGIN_DIR"), name);
+    bp_error err = {0};
+    cr_assert_eq(loader_load_file(ld, path, &err), BP_OK, "%s", err.msg);
+    cr_assert_eq(registry_count(reg, name), 1, "%s registers exactly one item", name);
+    const registry_model *m = registry_find_model(reg, name);
+    cr_assert_not_null(m, "%s registers no model called %s", path, name);
+    cr_assert_str_eq(m->plugin, name);
+    cr_assert_eq(m->desc.struct_size, sizeof(bp_model_type));
+    return m;
+}
+
+Test(plugins, all_models_load_into_one_registry)
+{
+    for (size_t i = 0; i < N_SHIPPED; i++) {
+        load_model(shipped[i]);
+    }
+    cr_assert_eq(loader_count(ld), N_SHIPPED);
+    json_t *names = registry_names(reg, REGISTRY_MODEL);
+    cr_assert_eq(json_array_size(names), N_SHIPPED);
+    json_decref(names);
+}
+
 /* The reference check, this time through the shipped shared object. */
 Test(plugins, dixon_coles_so_reproduces_the_reference)
 {
-    loaded l;
-    load_plugin("dixon_coles", &l);
-    const bp_model_type *t = &l.reg.model;
+    const bp_model_type *t = &load_model("dixon_coles")->desc;
     size_t first = n_matches - 380; /* 2023-24 only */
     bp_match_set s = {sizeof s, 0, matches + first, 380, 0};
     void *m = mc_create(t, "{\"xi\": 0}");
@@ -191,19 +99,57 @@ Test(plugins, dixon_coles_so_reproduces_the_reference)
     cr_assert_eq(
         t->predict(m, fd_team_id(&teams, "Arsenal"), fd_team_id(&teams, "Man City"), 0, &p, &err),
         BP_OK);
-    cr_assert(fabs(p.p_home - 0.4543) < 5e-5 && fabs(p.p_draw - 0.2694) < 5e-5);
+    cr_assert(fabs(p.p_home - 0.4543) < 5e-5 && fabs(p.p_draw - 0.2694) < 5e-5 &&
+              fabs(p.p_away - 0.2763) < 5e-5);
     json_decref(metrics);
     t->destroy(m);
-    unload_plugin(&l);
+}
+
+/*
+ * The compiled schema and create() agree: defaults (filled in by the schema) are accepted by
+ * both, and each bad params object is refused by both.
+ */
+Test(plugins, compiled_schemas_agree_with_create)
+{
+    static const struct {
+        const char *model, *params;
+    } bad[] = {
+        {"dixon_coles", "{\"xi\": -0.1}"},   {"dixon_coles", "{\"xii\": 0.1}"},
+        {"poisson", "{\"max_iter\": 0}"},    {"elo", "{\"k\": \"twenty\"}"},
+        {"pi_rating", "{\"b\": 1}"},         {"logistic", "{\"features\": [\"elo\"]}"},
+        {"random_forest", "{\"bins\": 99}"}, {"ensemble", "{\"members\": [\"elo\"]}"},
+    };
+    for (size_t i = 0; i < N_SHIPPED; i++) {
+        const registry_model *m = load_model(shipped[i]);
+        json_t *params = json_object();
+        cr_assert_eq(jsonschema_apply_defaults(m->params_schema, params), BP_OK);
+        bp_error err = {0};
+        cr_assert_eq(jsonschema_validate(m->params_schema, params, &err), BP_OK, "%s: %s",
+                     shipped[i], err.msg);
+        void *inst = NULL;
+        cr_assert_eq(m->desc.create(m->plugin_state, params, &inst, &err), BP_OK,
+                     "%s refuses its schema's defaults: %s", shipped[i], err.msg);
+        m->desc.destroy(inst);
+        json_decref(params);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const registry_model *m = registry_find_model(reg, bad[i].model);
+        json_t *params = json_loads(bad[i].params, 0, NULL);
+        bp_error err = {0};
+        void *inst = NULL;
+        cr_assert_eq(jsonschema_validate(m->params_schema, params, &err), BP_E_INVAL,
+                     "the schema of %s accepts %s", bad[i].model, bad[i].params);
+        cr_assert_eq(m->desc.create(m->plugin_state, params, &inst, &err), BP_E_INVAL,
+                     "%s accepts %s", bad[i].model, bad[i].params);
+        json_decref(params);
+    }
 }
 
 static void contract_through_so(const char *name, const char *params)
 {
-    loaded l;
-    load_plugin(name, &l);
-    model_contract_check(&l.reg.model, params, matches, n_matches, fd_team_id(&teams, "Arsenal"),
+    const registry_model *m = load_model(name);
+    model_contract_check(&m->desc, params, matches, n_matches, fd_team_id(&teams, "Arsenal"),
                          fd_team_id(&teams, "Liverpool"));
-    unload_plugin(&l);
 }
 
 Test(plugins, poisson_so)
@@ -241,24 +187,4 @@ Test(plugins, ensemble_so)
     contract_through_so("ensemble", "{\"members\": [\"dixon_coles\", \"pi_rating\"], "
                                     "\"burn_in_days\": 300, \"refit_days\": 28, "
                                     "\"min_predictions\": 50}");
-}
-
-/* A registry that refuses the model (a duplicate name) makes init fail with its status. */
-Test(plugins, init_reports_a_refused_registration)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/model-elo.so", bpt_env("BP_TEST_PLUGIN_DIR"));
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    cr_assert_not_null(h, "%s", dlerror());
-    bp_plugin_entry_fn entry;
-    *(void **)&entry = dlsym(h, BP_PLUGIN_ENTRY_SYMBOL);
-    test_registry r;
-    registry_init(&r);
-    r.refuse = BP_E_EXISTS;
-    bp_host host = test_host();
-    void *state = NULL;
-    bp_error err = {0};
-    cr_assert_eq(entry()->init(&host, &r.reg, &state, &err), BP_E_EXISTS);
-    cr_assert(strstr(err.msg, "elo") != NULL, "%s", err.msg);
-    dlclose(h);
 }
