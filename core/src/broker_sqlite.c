@@ -42,6 +42,7 @@
 
 #include "broker.h"
 #include "log.h"
+#include "sqlite_util.h"
 #include "util.h"
 #include "wake.h"
 
@@ -209,16 +210,8 @@ static sq_broker *sq(broker *b)
 
 static int sq_error(sq_broker *s, int rc, const char *what, bp_error *err)
 {
-    int primary = rc & 0xff;
-    int code = BP_E_IO;
-    if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
-        code = BP_E_UNAVAILABLE;
-    } else if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) {
-        code = BP_E_CORRUPT;
-    } else if (primary == SQLITE_NOMEM) {
-        code = BP_E_NOMEM;
-    }
-    return bp_err(err, code, "broker %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+    return bp_err(err, sqlite_status(rc), "broker %s: %s: %s", s->path, what,
+                  sqlite3_errmsg(s->db));
 }
 
 static int exec_sql(sq_broker *s, const char *sql, bp_error *err)
@@ -254,6 +247,19 @@ static void rollback(sq_broker *s)
     if (!sqlite3_get_autocommit(s->db)) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     }
+}
+
+/* End the transaction an operation opened under s->lock: commit when everything went well,
+ * roll back otherwise, and release the lock. Returns the final status. */
+static int end_txn(sq_broker *s, int rc, bp_error *err)
+{
+    if (rc == BP_OK) {
+        rc = commit(s, err);
+    } else {
+        rollback(s);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
 }
 
 /* Short transactions deserve short waits: back off from 20 us to 2 ms instead of SQLite's
@@ -395,13 +401,19 @@ static int collect_rows(sq_broker *s, sqlite3_stmt *st, job_list *out, const cha
     return BP_OK;
 }
 
-static void emit_final(sq_broker *s, job_list *finals)
+/* After commit: wake clients waiting for results and hand every final record to the on_final
+ * hook (the job history), then free the list. */
+static void publish_finals(sq_broker *s, job_list *finals)
 {
-    if (s->base.opts.on_final) {
-        for (size_t i = 0; i < finals->n; i++) {
-            s->base.opts.on_final(s->base.opts.on_final_ud, finals->items[i]);
+    if (finals->n > 0) {
+        wake_send(s->sender, WAKE_KIND_DONE, 'F');
+        if (s->base.opts.on_final) {
+            for (size_t i = 0; i < finals->n; i++) {
+                s->base.opts.on_final(s->base.opts.on_final_ud, finals->items[i]);
+            }
         }
     }
+    job_list_free(finals);
 }
 
 /* ============================================================================================
@@ -456,12 +468,7 @@ static int sq_enqueue(broker *b, job **jobs, size_t n, int *out_status, bp_error
         }
         sqlite3_reset(st);
     }
-    if (rc == BP_OK) {
-        rc = commit(s, err);
-    } else {
-        rollback(s);
-    }
-    pthread_mutex_unlock(&s->lock);
+    rc = end_txn(s, rc, err);
     if (rc == BP_OK && any) {
         wake_send(s->sender, WAKE_KIND_WORK, 'E');
     }
@@ -577,23 +584,14 @@ static int sq_exchange(broker *b, const char *worker_id, const broker_ack *acks,
         sqlite3_bind_int(st, 5, wants[w].n);
         rc = collect_rows(s, st, &leased, "lease", err);
     }
-    if (rc == BP_OK) {
-        rc = commit(s, err);
-    } else {
-        rollback(s);
-    }
-    pthread_mutex_unlock(&s->lock);
+    rc = end_txn(s, rc, err);
 
     if (rc != BP_OK) {
         job_list_free(&finals);
         job_list_free(&leased);
         return rc;
     }
-    if (finals.n > 0) {
-        wake_send(s->sender, WAKE_KIND_DONE, 'F');
-        emit_final(s, &finals);
-    }
-    job_list_free(&finals);
+    publish_finals(s, &finals);
     *out_jobs = leased.items;
     *out_n = leased.n;
     return BP_OK;
@@ -617,12 +615,7 @@ static int sq_lease_one(broker *b, const char *worker_id, const char *id, job **
         sqlite3_bind_int64(st, 4, now);
         rc = collect_rows(s, st, &got, "lease", err);
     }
-    if (rc == BP_OK) {
-        rc = commit(s, err);
-    } else {
-        rollback(s);
-    }
-    pthread_mutex_unlock(&s->lock);
+    rc = end_txn(s, rc, err);
     if (rc != BP_OK) {
         job_list_free(&got);
         return rc;
@@ -716,12 +709,7 @@ static int sq_heartbeat(broker *b, const broker_worker_info *w, const json_t *st
             rc = sq_error(s, step, "read revokes", err);
         }
     }
-    if (rc == BP_OK) {
-        rc = commit(s, err);
-    } else {
-        rollback(s);
-    }
-    pthread_mutex_unlock(&s->lock);
+    rc = end_txn(s, rc, err);
     free(queues);
     free(stats_text);
     if (rc != BP_OK) {
@@ -755,12 +743,7 @@ static int sq_worker_stop(broker *b, const char *worker_id, bp_error *err)
             rc = sq_error(s, step, "unregister worker", err);
         }
     }
-    if (rc == BP_OK) {
-        rc = commit(s, err);
-    } else {
-        rollback(s);
-    }
-    pthread_mutex_unlock(&s->lock);
+    rc = end_txn(s, rc, err);
     if (rc == BP_OK) {
         wake_send(s->sender, WAKE_KIND_WORK, 'E');
     }
@@ -974,25 +957,16 @@ static int sq_reap(broker *b, broker_reap_report *out, bp_error *err)
         sqlite3_finalize(st);
         st = NULL;
     }
-    if (rc == BP_OK) {
-        rc = commit(s, err);
-    } else {
-        rollback(s);
-    }
-    pthread_mutex_unlock(&s->lock);
+    rc = end_txn(s, rc, err);
     if (rc == BP_OK) {
         if (rep.requeued > 0) {
             wake_send(s->sender, WAKE_KIND_WORK, 'E');
-        }
-        if (finals.n > 0) {
-            wake_send(s->sender, WAKE_KIND_DONE, 'F');
-            emit_final(s, &finals);
         }
         if (out) {
             *out = rep;
         }
     }
-    job_list_free(&finals);
+    publish_finals(s, &finals);
     return rc;
 }
 
@@ -1079,21 +1053,14 @@ static int sq_revoke(broker *b, const char *id, job_state *out_state, bp_error *
             running = sqlite3_changes(s->db) > 0;
         }
     }
-    if (rc == BP_OK) {
-        rc = commit(s, err);
-    } else {
-        rollback(s);
-    }
-    pthread_mutex_unlock(&s->lock);
+    rc = end_txn(s, rc, err);
     if (rc != BP_OK) {
         job_list_free(&finals);
         return rc;
     }
     if (finals.n > 0) {
         *out_state = JOB_REVOKED;
-        wake_send(s->sender, WAKE_KIND_DONE, 'F');
-        emit_final(s, &finals);
-        job_list_free(&finals);
+        publish_finals(s, &finals);
         return BP_OK;
     }
     if (running) {
