@@ -59,6 +59,13 @@ typedef struct sq_broker {
     char hostname[256];
     wake_sender *sender;
     wake_listener *listener;
+    /* Daemons checkpoint the WAL from this thread, so no commit on the job path ever pays for
+     * copying pages back and fsync'ing the database (that was the tail of start latency). */
+    pthread_t checkpointer;
+    bool checkpointer_running;
+    pthread_mutex_t ckpt_lock;
+    pthread_cond_t ckpt_cond;
+    bool ckpt_stop;
     /* prepared statements, indexed by enum sq_stmt */
     sqlite3_stmt *st[32];
 } sq_broker;
@@ -1225,6 +1232,43 @@ static int sq_list(broker *b, const broker_filter *f, json_t **out, bp_error *er
  * Wake-ups, lifecycle
  * ========================================================================================== */
 
+#define SQ_CHECKPOINT_EVERY_MS         250
+#define SQ_CLIENT_AUTOCHECKPOINT_PAGES 8192
+
+static void *checkpointer_main(void *arg)
+{
+    sq_broker *s = arg;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        log_warn("broker", "no checkpoint thread for %s: %s", s->path, sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 1000);
+    pthread_mutex_lock(&s->ckpt_lock);
+    while (!s->ckpt_stop) {
+        struct timespec until;
+        int log_frames = 0, done_frames = 0;
+        pthread_mutex_unlock(&s->ckpt_lock);
+        /* PASSIVE never blocks readers or writers; it copies what it can and syncs. */
+        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done_frames);
+        pthread_mutex_lock(&s->ckpt_lock);
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += SQ_CHECKPOINT_EVERY_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        if (!s->ckpt_stop) {
+            pthread_cond_timedwait(&s->ckpt_cond, &s->ckpt_lock, &until);
+        }
+    }
+    pthread_mutex_unlock(&s->ckpt_lock);
+    sqlite3_close(db);
+    return NULL;
+}
+
 static int sq_subscribe(broker *b, int kinds, bp_error *err)
 {
     sq_broker *s = sq(b);
@@ -1232,8 +1276,18 @@ static int sq_subscribe(broker *b, int kinds, bp_error *err)
         return bp_err(err, BP_E_STATE, "already subscribed");
     }
     /* One listener per process role: a daemon listens for work, a waiting client for done. */
-    return wake_listen(s->run_dir, (kinds & BROKER_WAKE_WORK) ? WAKE_KIND_WORK : WAKE_KIND_DONE,
-                       &s->listener, err);
+    int rc = wake_listen(s->run_dir, (kinds & BROKER_WAKE_WORK) ? WAKE_KIND_WORK : WAKE_KIND_DONE,
+                         &s->listener, err);
+    if (rc == BP_OK && (kinds & BROKER_WAKE_WORK) && !s->checkpointer_running) {
+        pthread_mutex_lock(&s->lock);
+        sqlite3_wal_autocheckpoint(s->db, 0);
+        pthread_mutex_unlock(&s->lock);
+        s->checkpointer_running = pthread_create(&s->checkpointer, NULL, checkpointer_main, s) == 0;
+        if (!s->checkpointer_running) {
+            sqlite3_wal_autocheckpoint(s->db, SQ_CLIENT_AUTOCHECKPOINT_PAGES);
+        }
+    }
+    return rc;
 }
 
 static int sq_wake_fd(broker *b)
@@ -1269,6 +1323,15 @@ static void sq_destroy(broker *b)
     if (!s) {
         return;
     }
+    if (s->checkpointer_running) {
+        pthread_mutex_lock(&s->ckpt_lock);
+        s->ckpt_stop = true;
+        pthread_cond_signal(&s->ckpt_cond);
+        pthread_mutex_unlock(&s->ckpt_lock);
+        pthread_join(s->checkpointer, NULL);
+    }
+    pthread_mutex_destroy(&s->ckpt_lock);
+    pthread_cond_destroy(&s->ckpt_cond);
     for (int i = 0; i < ST_COUNT; i++) {
         sqlite3_finalize(s->st[i]);
     }
@@ -1318,6 +1381,8 @@ int broker_sqlite_open(const char *path, const char *data_dir, const broker_opti
     s->base.ops = &sq_ops;
     s->base.opts = *opts;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->ckpt_lock, NULL);
+    pthread_cond_init(&s->ckpt_cond, NULL);
     s->path = strdup(path);
     s->run_dir = util_asprintf("%s/run", data_dir);
     if (!s->path || !s->run_dir) {
@@ -1367,6 +1432,8 @@ int broker_sqlite_open(const char *path, const char *data_dir, const broker_opti
         goto fail;
     }
     rc = exec_sql(s, "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;", err);
+    /* Clients checkpoint only as a safety net (no daemon running to do it in the background). */
+    sqlite3_wal_autocheckpoint(s->db, SQ_CLIENT_AUTOCHECKPOINT_PAGES);
     if (rc == BP_OK && version < SQ_SCHEMA_VERSION) {
         rc = begin(s, err);
         if (rc == BP_OK && version == 1) {
