@@ -156,8 +156,7 @@ static void launch(bpt_redis *r)
             _exit(126);
         }
         execvp("redis-server", (char *const *)(uintptr_t)argv);
-        fprintf(stderr, "exec redis-server failed (errno %d): is redis-server installed?\n",
-                errno);
+        fprintf(stderr, "exec redis-server failed (errno %d): is redis-server installed?\n", errno);
         _exit(127);
     }
     cr_assert(bpt_wait_for(answers_ping, r, 15000),
