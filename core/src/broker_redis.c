@@ -30,9 +30,12 @@
  *   P:worker:<id>      HASH   registry entry: host, pid, queues, started, hb, stats (TTL)
  *   P:done             pub/sub channel, "<id> <STATE>" for every job reaching a final state
  *
- * Job hash fields: id type q args st prio ct maxr, and when not default: rs rst rmax rj (retry
- * policy), eta exp stl uk par; then att cr w sa lu fin res err pr pm as the job runs, sc (its
- * pending score, kept so a reclaimed job goes back to its old place) and rv (revoke flag).
+ * Job hash fields: d = the job's spec, packed once at enqueue (type, queue, args, priority,
+ * created, retry policy, eta, expires, soft limit, unique key, parent: length-prefixed, binary
+ * safe) and handed back whole at lease time, so a lease reply is {id, d, attempts, crashes}
+ * rather than a dozen fields (serialising replies is most of a script's cost); then the fields the
+ * scripts read or write: st prio sc (pending score, kept so a reclaimed job goes back to its old
+ * place) eta exp uk att cr w sa lu fin res err pr pm rv (revoke flag).
  *
  * Job ids are global but the keys are per queue, so an operation given only an id (get, revoke,
  * lease_one, an ack from another process) first finds the queue: the ids this handle leased
@@ -133,58 +136,81 @@ static const char lua_common[] =
     "local CHAN = ARGV[4]\n"
     "local SPAN = 4398046511104\n"
     "local WAITSET = {PENDING = 'pending', SCHEDULED = 'scheduled', RETRY = 'retry'}\n"
-    "local FINAL = {SUCCESS = true, FAILURE = true, REVOKED = true, EXPIRED = true, DEAD = "
-    "true}\n"
+    "local FINAL = {SUCCESS = true, FAILURE = true, REVOKED = true, EXPIRED = true, DEAD = true}\n"
+    "local ANNOUNCE = {}\n"
     "local function jk(id) return P .. 'j:' .. id end\n"
     "local function wake() redis.call('ZADD', P .. 'marker', 0, 'w') end\n"
-    /* Into the pending zset. keep: reuse the score it had (a reclaimed job goes back to its old
-       place); otherwise a new sequence number puts it behind its priority peers. The caller sets
-       st. */
+    /* Many members in few commands: t is a flat argument list, sent `step` at a time. */
+    "local function bulk(cmd, key, t, step)\n"
+    "  for i = 1, #t, step do\n"
+    "    redis.call(cmd, key, unpack(t, i, math.min(i + step - 1, #t)))\n"
+    "  end\n"
+    "end\n"
+    /* One message for every job this call finished. */
+    "local function announce()\n"
+    "  if #ANNOUNCE > 0 then redis.call('PUBLISH', CHAN, table.concat(ANNOUNCE, '\\n')) end\n"
+    "end\n"
+    /* Back to PENDING. keep: reuse the score it had (a reclaimed job goes back to its old place);
+       otherwise a new sequence number puts it behind its priority peers. */
     "local function to_pending(id, prio, keep)\n"
     "  local k = jk(id)\n"
     "  local sc = false\n"
     "  if keep then sc = redis.call('HGET', k, 'sc') end\n"
-    "  if not sc then\n"
+    "  if sc then\n"
+    "    redis.call('HSET', k, 'st', 'PENDING')\n"
+    "  else\n"
     "    sc = (9 - prio) * SPAN + redis.call('INCR', P .. 'seq')\n"
-    "    redis.call('HSET', k, 'sc', sc)\n"
+    "    redis.call('HSET', k, 'st', 'PENDING', 'sc', sc)\n"
     "  end\n"
     "  redis.call('ZADD', P .. 'pending', sc, id)\n"
     "end\n"
-    /* A final state: record, index, expire the record later, free the unique key, announce. */
-    "local function finish(id, state, fin, uk)\n"
+    /* A final state: record (with the extra fields in `more`), index, expire the record later, free
+       the unique key, announce. */
+    "local function finish(id, state, fin, uk, more)\n"
     "  local k = jk(id)\n"
-    "  redis.call('HSET', k, 'st', state, 'fin', fin)\n"
+    "  local f = {'st', state, 'fin', fin}\n"
+    "  if more then\n"
+    "    for _, v in ipairs(more) do f[#f + 1] = v end\n"
+    "  end\n"
+    "  redis.call('HSET', k, unpack(f))\n"
     "  redis.call('ZADD', P .. 'done:' .. state, fin, id)\n"
     "  if uk and uk ~= '' then\n"
     "    local u = P .. 'u:' .. uk\n"
     "    if redis.call('GET', u) == id then redis.call('DEL', u) end\n"
     "  end\n"
     "  if TTL > 0 then redis.call('PEXPIRE', k, TTL) end\n"
-    "  redis.call('PUBLISH', CHAN, id .. ' ' .. state)\n"
+    "  ANNOUNCE[#ANNOUNCE + 1] = id .. ' ' .. state\n"
     "end\n"
-    "local function lease_job(id, k, w, lease)\n"
-    "  redis.call('HINCRBY', k, 'att', 1)\n"
-    "  redis.call('HSET', k, 'st', 'STARTED', 'w', w, 'sa', NOW, 'lu', NOW + lease)\n"
-    "  redis.call('ZADD', P .. 'active', NOW + lease, id)\n"
-    "  redis.call('SADD', P .. 'wl:' .. w, id)\n"
-    "  return redis.call('HGETALL', k)\n"
+    /* STARTED for worker w; h = HMGET st exp uk att d cr. With `act`/`wl` tables the lease-set
+       updates are batched by the caller. Returns {id, spec, attempts, crashes}: the worker knows
+       the rest (its id, now, the lease). */
+    "local function lease_job(id, k, w, lease, h, act, wl)\n"
+    "  local att = (tonumber(h[4] or '0') or 0) + 1\n"
+    "  redis.call('HSET', k, 'st', 'STARTED', 'w', w, 'sa', NOW, 'lu', NOW + lease, 'att', att)\n"
+    "  if act then\n"
+    "    act[#act + 1] = NOW + lease\n"
+    "    act[#act + 1] = id\n"
+    "    wl[#wl + 1] = id\n"
+    "  else\n"
+    "    redis.call('ZADD', P .. 'active', NOW + lease, id)\n"
+    "    redis.call('SADD', P .. 'wl:' .. w, id)\n"
+    "  end\n"
+    "  return {id, h[5] or '', att, tonumber(h[6] or '0') or 0}\n"
     "end\n"
     "local function promote(set, limit)\n"
     "  local ids = redis.call('ZRANGEBYSCORE', P .. set, '-inf', NOW, 'LIMIT', 0, limit)\n"
+    "  if #ids == 0 then return 0 end\n"
+    "  bulk('ZREM', P .. set, ids, 1000)\n"
     "  for _, id in ipairs(ids) do\n"
-    "    redis.call('ZREM', P .. set, id)\n"
     "    local h = redis.call('HMGET', jk(id), 'st', 'prio')\n"
-    "    if h[1] == 'SCHEDULED' or h[1] == 'RETRY' then\n"
-    "      redis.call('HSET', jk(id), 'st', 'PENDING')\n"
-    "      to_pending(id, tonumber(h[2]) or 5, false)\n"
-    "    end\n"
+    "    if h[1] == 'SCHEDULED' or h[1] == 'RETRY' then to_pending(id, tonumber(h[2]) or 5, false) "
+    "end\n"
     "  end\n"
     "  return #ids\n"
     "end\n"
     "local function expire_job(id, k, uk)\n"
     "  redis.call('ZREM', P .. 'expires', id)\n"
-    "  redis.call('HSET', k, 'err', 'expired: not started before its expiry time')\n"
-    "  finish(id, 'EXPIRED', NOW, uk)\n"
+    "  finish(id, 'EXPIRED', NOW, uk, {'err', 'expired: not started before its expiry time'})\n"
     "end\n"
     "local function expire_due(limit)\n"
     "  local ids = redis.call('ZRANGEBYSCORE', P .. 'expires', '-inf', NOW, 'LIMIT', 0, limit)\n"
@@ -204,18 +230,19 @@ static const char lua_common[] =
     "  return n\n"
     "end\n";
 
-/* ARGV 5: n, then per job: id, unique key, eta, expires, priority, created, nkv, kv pairs. */
+/* ARGV 5: n, then 9 values per job (see the first comment). Returns per job "" (stored) or the
+ * id of the job that holds its id or unique key. */
 static const char lua_enqueue[] =
+    /* Per job: id, unique key, eta, expires, priority, created, attempts, crashes, spec. */
     "local n = tonumber(ARGV[5])\n"
-    "local i = 6\n"
     "local out = {}\n"
-    "local stored = 0\n"
+    "local all, pend, sched, exps = {}, {}, {}, {}\n"
+    "local seq = redis.call('INCRBY', P .. 'seq', n) - n\n"
     "for j = 1, n do\n"
+    "  local i = 6 + (j - 1) * 9\n"
     "  local id, uk = ARGV[i], ARGV[i + 1]\n"
     "  local eta, exp, prio = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])\n"
-    "  local ct = ARGV[i + 5]\n"
-    "  local kv0 = i + 7\n"
-    "  i = kv0 + 2 * tonumber(ARGV[i + 6])\n"
+    "  local ct, att, cr, d = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]\n"
     "  local k = jk(id)\n"
     "  local holder = false\n"
     "  if redis.call('EXISTS', k) == 1 then\n"
@@ -232,29 +259,62 @@ static const char lua_enqueue[] =
     "    out[j] = holder\n"
     "  else\n"
     "    if uk ~= '' then redis.call('SET', P .. 'u:' .. uk, id) end\n"
-    "    redis.call('HSET', k, unpack(ARGV, kv0, i - 1))\n"
-    "    redis.call('ZADD', P .. 'all', ct, id)\n"
-    "    if eta > NOW then\n"
-    "      redis.call('ZADD', P .. 'scheduled', eta, id)\n"
-    "    else\n"
-    "      to_pending(id, prio, false)\n"
+    "    seq = seq + 1\n"
+    "    local sc = (9 - prio) * SPAN + seq\n"
+    "    local f = {'d', d, 'prio', prio, 'sc', sc, 'st', eta > NOW and 'SCHEDULED' or 'PENDING'}\n"
+    "    if eta > 0 then\n"
+    "      f[#f + 1] = 'eta'\n"
+    "      f[#f + 1] = eta\n"
     "    end\n"
-    "    if exp > 0 then redis.call('ZADD', P .. 'expires', exp, id) end\n"
+    "    if exp > 0 then\n"
+    "      f[#f + 1] = 'exp'\n"
+    "      f[#f + 1] = exp\n"
+    "    end\n"
+    "    if uk ~= '' then\n"
+    "      f[#f + 1] = 'uk'\n"
+    "      f[#f + 1] = uk\n"
+    "    end\n"
+    "    if att ~= '0' then\n"
+    "      f[#f + 1] = 'att'\n"
+    "      f[#f + 1] = att\n"
+    "    end\n"
+    "    if cr ~= '0' then\n"
+    "      f[#f + 1] = 'cr'\n"
+    "      f[#f + 1] = cr\n"
+    "    end\n"
+    "    redis.call('HSET', k, unpack(f))\n"
+    "    all[#all + 1] = ct\n"
+    "    all[#all + 1] = id\n"
+    "    if eta > NOW then\n"
+    "      sched[#sched + 1] = eta\n"
+    "      sched[#sched + 1] = id\n"
+    "    else\n"
+    "      pend[#pend + 1] = sc\n"
+    "      pend[#pend + 1] = id\n"
+    "    end\n"
+    "    if exp > 0 then\n"
+    "      exps[#exps + 1] = exp\n"
+    "      exps[#exps + 1] = id\n"
+    "    end\n"
     "    out[j] = ''\n"
-    "    stored = stored + 1\n"
     "  end\n"
     "end\n"
-    "if stored > 0 then wake() end\n"
+    "bulk('ZADD', P .. 'all', all, 2000)\n"
+    "bulk('ZADD', P .. 'pending', pend, 2000)\n"
+    "bulk('ZADD', P .. 'scheduled', sched, 2000)\n"
+    "bulk('ZADD', P .. 'expires', exps, 2000)\n"
+    "if #all > 0 then wake() end\n"
     "return out\n";
 
 /* ARGV 5: worker, lease ms, want, poke ('1'/'0'), n acks, then per ack: id, state, result,
- * error, retry_at, finished. Returns the leased jobs as HGETALL arrays. */
+ * error, retry_at, finished. Returns the leased jobs as {id, spec, attempts, crashes}. */
 static const char lua_exchange[] =
     "local W, LEASE, WANT, POKE = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]\n"
     "local nacks = tonumber(ARGV[9])\n"
     "local wl = P .. 'wl:' .. W\n"
     "local a = 10\n"
     "local poke_marker = false\n"
+    "local gone = {}\n"
     "for x = 1, nacks do\n"
     "  local id, st, res, err = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]\n"
     "  local rat, fin = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])\n"
@@ -262,15 +322,17 @@ static const char lua_exchange[] =
     "  if fin <= 0 then fin = NOW end\n"
     "  local k = jk(id)\n"
     "  local h = redis.call('HMGET', k, 'st', 'w', 'uk', 'rv', 'exp')\n"
-    /* Only the holder of the lease may finish the job: an ack for a lease that was reclaimed
-     * (and maybe given to another worker) is dropped, and the job runs again - at least once. */
+    /* Only the holder of the lease may finish the job: an ack for a lease that was reclaimed (and
+       maybe given to another worker) is dropped, and the job runs again - at least once. */
     "  if h[1] == 'STARTED' and h[2] == W then\n"
-    "    redis.call('ZREM', P .. 'active', id)\n"
-    "    redis.call('SREM', wl, id)\n"
+    "    gone[#gone + 1] = id\n"
     "    if h[4] then\n"
     "      redis.call('SREM', P .. 'rvk', id)\n"
     "      redis.call('HDEL', k, 'rv')\n"
-    "      if st == 'RETRY' then st = 'REVOKED'; err = 'revoked while running' end\n"
+    "      if st == 'RETRY' then\n"
+    "        st = 'REVOKED'\n"
+    "        err = 'revoked while running'\n"
+    "      end\n"
     "    end\n"
     "    if st == 'RETRY' then\n"
     "      redis.call('HSET', k, 'st', 'RETRY', 'err', err, 'eta', rat)\n"
@@ -279,17 +341,30 @@ static const char lua_exchange[] =
     "      if exp > 0 then redis.call('ZADD', P .. 'expires', exp, id) end\n"
     "      poke_marker = true\n"
     "    else\n"
-    "      if res ~= '' then redis.call('HSET', k, 'res', res) end\n"
-    "      if err ~= '' then redis.call('HSET', k, 'err', err) end\n"
-    "      finish(id, st, fin, h[3])\n"
+    "      local more = nil\n"
+    "      if res ~= '' or err ~= '' then\n"
+    "        more = {}\n"
+    "        if res ~= '' then\n"
+    "          more[1] = 'res'\n"
+    "          more[2] = res\n"
+    "        end\n"
+    "        if err ~= '' then\n"
+    "          more[#more + 1] = 'err'\n"
+    "          more[#more + 1] = err\n"
+    "        end\n"
+    "      end\n"
+    "      finish(id, st, fin, h[3], more)\n"
     "    end\n"
     "  end\n"
     "end\n"
+    "bulk('ZREM', P .. 'active', gone, 1000)\n"
+    "bulk('SREM', wl, gone, 1000)\n"
     "promote('scheduled', 1000)\n"
     "promote('retry', 1000)\n"
     "expire_due(1000)\n"
     /* Phase 2: the per-type rate limit and the cluster-wide concurrency cap lower WANT here. */
     "local out = {}\n"
+    "local act, wls = {}, {}\n"
     "local want = WANT\n"
     "while want > 0 do\n"
     "  local popped = redis.call('ZPOPMIN', P .. 'pending', want)\n"
@@ -297,21 +372,24 @@ static const char lua_exchange[] =
     "  for p = 1, #popped, 2 do\n"
     "    local id = popped[p]\n"
     "    local k = jk(id)\n"
-    "    local h = redis.call('HMGET', k, 'st', 'exp', 'uk')\n"
+    "    local h = redis.call('HMGET', k, 'st', 'exp', 'uk', 'att', 'd', 'cr')\n"
     "    if h[1] == 'PENDING' then\n"
     "      local exp = tonumber(h[2] or '0') or 0\n"
     "      if exp > 0 and exp <= NOW then\n"
     "        expire_job(id, k, h[3])\n"
     "      else\n"
     "        if exp > 0 then redis.call('ZREM', P .. 'expires', id) end\n"
-    "        out[#out + 1] = lease_job(id, k, W, LEASE)\n"
+    "        out[#out + 1] = lease_job(id, k, W, LEASE, h, act, wls)\n"
     "        want = want - 1\n"
     "      end\n"
     "    end\n"
     "  end\n"
     "end\n"
+    "bulk('ZADD', P .. 'active', act, 2000)\n"
+    "bulk('SADD', wl, wls, 1000)\n"
     "if poke_marker or redis.call('EXISTS', P .. 'pending') == 1 then wake() end\n"
     "if #out < WANT and POKE == '1' then redis.call('ZADD', P .. 'wn:' .. W, 0, 'p') end\n"
+    "announce()\n"
     "return out\n";
 
 /* ARGV 5: worker, lease ms, n progress entries, then per entry: id, fraction, message. */
@@ -323,12 +401,12 @@ static const char lua_heartbeat[] =
     "for _, id in ipairs(redis.call('SMEMBERS', wl)) do\n"
     "  args[#args + 1] = dl\n"
     "  args[#args + 1] = id\n"
-    "  if #args >= 2000 then\n"
-    "    redis.call('ZADD', P .. 'active', 'XX', unpack(args))\n"
-    "    args = {}\n"
+    "end\n"
+    "if #args > 0 then\n"
+    "  for i = 1, #args, 2000 do\n"
+    "    redis.call('ZADD', P .. 'active', 'XX', unpack(args, i, math.min(i + 1999, #args)))\n"
     "  end\n"
     "end\n"
-    "if #args > 0 then redis.call('ZADD', P .. 'active', 'XX', unpack(args)) end\n"
     "local np = tonumber(ARGV[7])\n"
     "for x = 0, np - 1 do\n"
     "  local id = ARGV[8 + 3 * x]\n"
@@ -353,14 +431,12 @@ static const char lua_reap[] =
     "  if h[3] then\n"
     "    redis.call('SREM', P .. 'rvk', id)\n"
     "    redis.call('HDEL', k, 'rv')\n"
-    "    redis.call('HSET', k, 'err', 'revoked while running; its worker was lost')\n"
-    "    finish(id, 'REVOKED', NOW, h[4])\n"
+    "    finish(id, 'REVOKED', NOW, h[4], {'err', 'revoked while running; its worker was lost'})\n"
     "  elseif cr >= MAXC then\n"
-    "    redis.call('HSET', k, 'err', 'its worker was lost ' .. cr .. ' times while running it')\n"
-    "    finish(id, 'DEAD', NOW, h[4])\n"
+    "    finish(id, 'DEAD', NOW, h[4], {'err', 'its worker was lost ' .. cr .. ' times while "
+    "running it'})\n"
     "    dead = dead + 1\n"
     "  else\n"
-    "    redis.call('HSET', k, 'st', 'PENDING')\n"
     "    to_pending(id, tonumber(h[5]) or 5, true)\n"
     "    requeued = requeued + 1\n"
     "  end\n"
@@ -389,6 +465,7 @@ static const char lua_reap[] =
     "end\n"
     /* Work that is waiting gets a marker: a backstop for anything that slipped past a wake-up. */
     "if redis.call('EXISTS', P .. 'pending') == 1 then wake() end\n"
+    "announce()\n"
     "return {requeued, dead, expired, purged, promoted, #lost}\n";
 
 /* ARGV 5: worker. Its leases go back to pending without a crash. Returns how many. */
@@ -404,10 +481,8 @@ static const char lua_release[] =
     "    if h[3] then\n"
     "      redis.call('SREM', P .. 'rvk', id)\n"
     "      redis.call('HDEL', k, 'rv')\n"
-    "      redis.call('HSET', k, 'err', 'revoked while running')\n"
-    "      finish(id, 'REVOKED', NOW, h[4])\n"
+    "      finish(id, 'REVOKED', NOW, h[4], {'err', 'revoked while running'})\n"
     "    else\n"
-    "      redis.call('HSET', k, 'st', 'PENDING')\n"
     "      to_pending(id, tonumber(h[5]) or 5, true)\n"
     "      n = n + 1\n"
     "    end\n"
@@ -415,6 +490,7 @@ static const char lua_release[] =
     "end\n"
     "redis.call('DEL', wl, P .. 'wn:' .. W)\n"
     "if n > 0 then wake() end\n"
+    "announce()\n"
     "return n\n";
 
 /* ARGV 5: id. Returns {state after} or {'STARTED', worker} or {'NOTFOUND'}. */
@@ -427,8 +503,8 @@ static const char lua_revoke[] =
     "if set then\n"
     "  redis.call('ZREM', P .. set, id)\n"
     "  redis.call('ZREM', P .. 'expires', id)\n"
-    "  redis.call('HSET', k, 'err', 'revoked')\n"
-    "  finish(id, 'REVOKED', NOW, h[2])\n"
+    "  finish(id, 'REVOKED', NOW, h[2], {'err', 'revoked'})\n"
+    "  announce()\n"
     "  return {'REVOKED'}\n"
     "end\n"
     "if h[1] == 'STARTED' then\n"
@@ -439,11 +515,12 @@ static const char lua_revoke[] =
     "end\n"
     "return {h[1]}\n";
 
-/* ARGV 5: id, worker, lease ms. Returns {'OK', job} or {'NOTFOUND'} or {'STATE', state}. */
+/* ARGV 5: id, worker, lease ms. Returns {'OK', lease record} or {'NOTFOUND'} or
+ * {'STATE', state}. */
 static const char lua_lease_one[] =
     "local id, W, LEASE = ARGV[5], ARGV[6], tonumber(ARGV[7])\n"
     "local k = jk(id)\n"
-    "local h = redis.call('HMGET', k, 'st', 'exp', 'uk')\n"
+    "local h = redis.call('HMGET', k, 'st', 'exp', 'uk', 'att', 'd', 'cr')\n"
     "if not h[1] then return {'NOTFOUND'} end\n"
     "local set = WAITSET[h[1]]\n"
     "if not set then return {'STATE', h[1]} end\n"
@@ -455,10 +532,11 @@ static const char lua_lease_one[] =
     "local exp = tonumber(h[2] or '0') or 0\n"
     "if exp > 0 and exp <= NOW then\n"
     "  expire_job(id, k, h[3])\n"
+    "  announce()\n"
     "  return {'STATE', 'EXPIRED'}\n"
     "end\n"
     "redis.call('ZREM', P .. 'expires', id)\n"
-    "return {'OK', lease_job(id, k, W, LEASE)}\n";
+    "return {'OK', lease_job(id, k, W, LEASE, h)}\n";
 
 /* ARGV 5: limit. Deletes up to limit waiting jobs; returns how many. */
 static const char lua_purge[] =
@@ -944,66 +1022,191 @@ static int set_field_str(char **field, const redisReply *v)
     return BP_OK;
 }
 
-/* An HGETALL array -> a new job. */
-static int job_from_hash(const redisReply *r, job **out, bp_error *err)
+/* ---- the packed job spec ------------------------------------------------------------------ */
+
+/* The spec is a sequence of fields "<decimal length>:<bytes>", in this order. Version 1. */
+enum {
+    SP_TYPE,
+    SP_QUEUE,
+    SP_ARGS,
+    SP_PRIO,
+    SP_CREATED,
+    SP_MAXR,
+    SP_RS,
+    SP_RST,
+    SP_RMAX,
+    SP_RJ,
+    SP_ETA,
+    SP_EXP,
+    SP_STL,
+    SP_UK,
+    SP_PAR,
+    SP_COUNT
+};
+
+#define SPEC_MAGIC "1|"
+
+/* Encode j's spec into the arena of a and append it as one argument. */
+static void args_add_spec(args *a, const job *j, int64_t created)
+{
+    char nums[SP_COUNT][24];
+    const char *f[SP_COUNT] = {0};
+    size_t len[SP_COUNT], total = strlen(SPEC_MAGIC);
+    snprintf(nums[SP_PRIO], 24, "%d", j->priority);
+    snprintf(nums[SP_CREATED], 24, "%" PRId64, created);
+    snprintf(nums[SP_MAXR], 24, "%d", j->max_retries);
+    snprintf(nums[SP_RS], 24, "%" PRId64, j->retry.interval_start_ms);
+    snprintf(nums[SP_RST], 24, "%" PRId64, j->retry.interval_step_ms);
+    snprintf(nums[SP_RMAX], 24, "%" PRId64, j->retry.interval_max_ms);
+    snprintf(nums[SP_RJ], 24, "%d", j->retry.jitter ? 1 : 0);
+    snprintf(nums[SP_ETA], 24, "%" PRId64, j->eta_ms);
+    snprintf(nums[SP_EXP], 24, "%" PRId64, j->expires_ms);
+    snprintf(nums[SP_STL], 24, "%" PRId64, j->soft_time_limit_ms);
+    for (int i = 0; i < SP_COUNT; i++) {
+        f[i] = nums[i];
+    }
+    f[SP_TYPE] = j->type;
+    f[SP_QUEUE] = j->queue;
+    f[SP_ARGS] = j->args;
+    f[SP_UK] = j->unique_key ? j->unique_key : "";
+    f[SP_PAR] = j->parent_id ? j->parent_id : "";
+    for (int i = 0; i < SP_COUNT; i++) {
+        len[i] = strlen(f[i]);
+        total += len[i] + 22;
+    }
+    char *p = args_room(a, total);
+    if (!p) {
+        return;
+    }
+    size_t k = (size_t)snprintf(p, total + 1, "%s", SPEC_MAGIC);
+    for (int i = 0; i < SP_COUNT; i++) {
+        k += (size_t)snprintf(p + k, total + 1 - k, "%zu:", len[i]);
+        memcpy(p + k, f[i], len[i]);
+        k += len[i];
+    }
+    p[k] = '\0';
+    args_addn(a, p, k);
+}
+
+static int64_t num_of(const char *s, size_t len)
+{
+    char tmp[32];
+    if (len == 0 || len >= sizeof tmp) {
+        return 0;
+    }
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
+    return strtoll(tmp, NULL, 10);
+}
+
+static char *dup_n(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* Fill j from a packed spec. BP_E_CORRUPT when it does not parse. */
+static int spec_decode(const char *d, size_t n, job *j)
+{
+    const char *f[SP_COUNT];
+    size_t len[SP_COUNT];
+    size_t pos = strlen(SPEC_MAGIC);
+    if (n < pos || memcmp(d, SPEC_MAGIC, pos) != 0) {
+        return BP_E_CORRUPT;
+    }
+    for (int i = 0; i < SP_COUNT; i++) {
+        size_t l = 0;
+        if (pos >= n || d[pos] < '0' || d[pos] > '9') {
+            return BP_E_CORRUPT;
+        }
+        while (pos < n && d[pos] >= '0' && d[pos] <= '9' && l < ((size_t)1 << 40)) {
+            l = l * 10 + (size_t)(d[pos++] - '0');
+        }
+        if (pos >= n || d[pos] != ':' || l > n - pos - 1) {
+            return BP_E_CORRUPT;
+        }
+        f[i] = d + pos + 1;
+        len[i] = l;
+        pos += 1 + l;
+    }
+    free(j->type);
+    free(j->queue);
+    free(j->args);
+    free(j->unique_key);
+    free(j->parent_id);
+    j->type = dup_n(f[SP_TYPE], len[SP_TYPE]);
+    j->queue = dup_n(f[SP_QUEUE], len[SP_QUEUE]);
+    j->args = dup_n(f[SP_ARGS], len[SP_ARGS]);
+    j->unique_key = len[SP_UK] ? dup_n(f[SP_UK], len[SP_UK]) : NULL;
+    j->parent_id = len[SP_PAR] ? dup_n(f[SP_PAR], len[SP_PAR]) : NULL;
+    if (!j->type || !j->queue || !j->args || (len[SP_UK] && !j->unique_key) ||
+        (len[SP_PAR] && !j->parent_id)) {
+        return BP_E_NOMEM;
+    }
+    j->priority = (int)num_of(f[SP_PRIO], len[SP_PRIO]);
+    j->created_ms = num_of(f[SP_CREATED], len[SP_CREATED]);
+    j->max_retries = (int)num_of(f[SP_MAXR], len[SP_MAXR]);
+    j->retry.interval_start_ms = num_of(f[SP_RS], len[SP_RS]);
+    j->retry.interval_step_ms = num_of(f[SP_RST], len[SP_RST]);
+    j->retry.interval_max_ms = num_of(f[SP_RMAX], len[SP_RMAX]);
+    j->retry.jitter = num_of(f[SP_RJ], len[SP_RJ]) != 0;
+    j->eta_ms = num_of(f[SP_ETA], len[SP_ETA]);
+    j->expires_ms = num_of(f[SP_EXP], len[SP_EXP]);
+    j->soft_time_limit_ms = num_of(f[SP_STL], len[SP_STL]);
+    return BP_OK;
+}
+
+static job *job_with_id(const char *id, size_t len)
+{
+    job *j = job_new();
+    if (j) {
+        if (len > sizeof j->id - 1) {
+            len = sizeof j->id - 1;
+        }
+        memcpy(j->id, id, len);
+        j->id[len] = '\0';
+    }
+    return j;
+}
+
+/* An HGETALL array of job `id` -> a new job. */
+static int job_from_hash(const char *id, const redisReply *r, job **out, bp_error *err)
 {
     job *j;
-    bool has_state = false;
+    bool has_state = false, has_spec = false;
+    int64_t eta = -1;
     *out = NULL;
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0 || r->elements % 2) {
-        return bp_err(err, BP_E_CORRUPT, "redis: a job record is not a field/value list");
+        return bp_err(err, BP_E_CORRUPT, "redis: the record of job %s is not a field list", id);
     }
-    j = job_new();
+    j = job_with_id(id, strlen(id));
     if (!j) {
         return bp_err(err, BP_E_NOMEM, "out of memory");
     }
-    j->max_retries = 0;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const redisReply *k = r->element[i], *v = r->element[i + 1];
         int rc = BP_OK;
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
             continue;
         }
-        if (field_is(k, "id")) {
-            size_t n = v->len < sizeof j->id - 1 ? v->len : sizeof j->id - 1;
-            memcpy(j->id, v->str, n);
-            j->id[n] = '\0';
-        } else if (field_is(k, "type")) {
-            rc = set_field_str(&j->type, v);
-        } else if (field_is(k, "q")) {
-            rc = set_field_str(&j->queue, v);
-        } else if (field_is(k, "args")) {
-            rc = set_field_str(&j->args, v);
+        if (field_is(k, "d")) {
+            rc = spec_decode(v->str, v->len, j);
+            has_spec = rc == BP_OK;
+            if (rc == BP_E_CORRUPT) {
+                rc = BP_OK; /* reported below */
+            }
         } else if (field_is(k, "st")) {
             char st[16];
             size_t n = v->len < sizeof st - 1 ? v->len : sizeof st - 1;
             memcpy(st, v->str, n);
             st[n] = '\0';
             has_state = job_state_parse(st, &j->state) == BP_OK;
-        } else if (field_is(k, "prio")) {
-            j->priority = (int)str_i64(v->str, v->len);
-        } else if (field_is(k, "ct")) {
-            j->created_ms = str_i64(v->str, v->len);
-        } else if (field_is(k, "maxr")) {
-            j->max_retries = (int)str_i64(v->str, v->len);
-        } else if (field_is(k, "rs")) {
-            j->retry.interval_start_ms = str_i64(v->str, v->len);
-        } else if (field_is(k, "rst")) {
-            j->retry.interval_step_ms = str_i64(v->str, v->len);
-        } else if (field_is(k, "rmax")) {
-            j->retry.interval_max_ms = str_i64(v->str, v->len);
-        } else if (field_is(k, "rj")) {
-            j->retry.jitter = str_i64(v->str, v->len) != 0;
         } else if (field_is(k, "eta")) {
-            j->eta_ms = str_i64(v->str, v->len);
-        } else if (field_is(k, "exp")) {
-            j->expires_ms = str_i64(v->str, v->len);
-        } else if (field_is(k, "stl")) {
-            j->soft_time_limit_ms = str_i64(v->str, v->len);
-        } else if (field_is(k, "uk")) {
-            rc = set_field_str(&j->unique_key, v);
-        } else if (field_is(k, "par")) {
-            rc = set_field_str(&j->parent_id, v);
+            eta = str_i64(v->str, v->len);
         } else if (field_is(k, "att")) {
             j->attempts = (int)str_i64(v->str, v->len);
         } else if (field_is(k, "cr")) {
@@ -1034,18 +1237,53 @@ static int job_from_hash(const redisReply *r, job **out, bp_error *err)
             return bp_err(err, BP_E_NOMEM, "out of memory");
         }
     }
-    if (!j->id[0] || !has_state || !j->queue || !j->type) {
-        bp_error e;
-        bp_err(&e, BP_E_CORRUPT, "redis: job record %s lacks %s", j->id[0] ? j->id : "(no id)",
-               !has_state  ? "a valid state"
-               : !j->queue ? "its queue"
-                           : "its type");
+    if (!has_spec || !has_state) {
         job_free(j);
-        return bp_err(err, e.code, "%s", e.msg);
+        return bp_err(err, BP_E_CORRUPT, "redis: the record of job %s lacks %s", id,
+                      !has_spec ? "a readable spec" : "a valid state");
+    }
+    /* the current due time of a SCHEDULED/RETRY job (a retry moves it) */
+    if (eta >= 0) {
+        j->eta_ms = eta;
     }
     if (j->state != JOB_STARTED) {
         j->lease_until_ms = 0;
     }
+    *out = j;
+    return BP_OK;
+}
+
+/* A lease record {id, spec, attempts, crashes} -> a new STARTED job. */
+static int job_from_lease(const redisReply *r, const char *worker, int64_t now, int64_t lease_ms,
+                          job **out, bp_error *err)
+{
+    job *j;
+    *out = NULL;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING) {
+        return bp_err(err, BP_E_CORRUPT, "redis: malformed lease record");
+    }
+    j = job_with_id(r->element[0]->str, r->element[0]->len);
+    if (!j) {
+        return bp_err(err, BP_E_NOMEM, "out of memory");
+    }
+    int rc = spec_decode(r->element[1]->str, r->element[1]->len, j);
+    if (rc != BP_OK) {
+        job_free(j);
+        return rc == BP_E_NOMEM
+                   ? bp_err(err, rc, "out of memory")
+                   : bp_err(err, BP_E_CORRUPT, "redis: the record of job %.*s has no readable spec",
+                            (int)r->element[0]->len, r->element[0]->str);
+    }
+    if (job_set_str(&j->worker, worker) != BP_OK) {
+        job_free(j);
+        return bp_err(err, BP_E_NOMEM, "out of memory");
+    }
+    j->state = JOB_STARTED;
+    j->attempts = (int)r->element[2]->integer;
+    j->crashes = (int)r->element[3]->integer;
+    j->started_ms = now;
+    j->lease_until_ms = now + lease_ms;
     *out = j;
     return BP_OK;
 }
@@ -1284,73 +1522,6 @@ static int check_job(const job *j, size_t i, bp_error *err)
     return BP_OK;
 }
 
-/* The job's fields for HSET, as kv pairs appended to a; returns how many pairs. */
-static int64_t job_fields(args *a, const job *j, int64_t now, int64_t created)
-{
-    size_t start = a->n;
-    args_add(a, "id");
-    args_add(a, j->id);
-    args_add(a, "type");
-    args_add(a, j->type);
-    args_add(a, "q");
-    args_add(a, j->queue);
-    args_add(a, "args");
-    args_add(a, j->args);
-    args_add(a, "st");
-    args_add(a, j->eta_ms > now ? "SCHEDULED" : "PENDING");
-    args_add(a, "prio");
-    args_addi(a, j->priority);
-    args_add(a, "ct");
-    args_addi(a, created);
-    args_add(a, "maxr");
-    args_addi(a, j->max_retries);
-    if (j->retry.interval_start_ms != JOB_DEFAULT_RETRY_START_MS) {
-        args_add(a, "rs");
-        args_addi(a, j->retry.interval_start_ms);
-    }
-    if (j->retry.interval_step_ms != JOB_DEFAULT_RETRY_STEP_MS) {
-        args_add(a, "rst");
-        args_addi(a, j->retry.interval_step_ms);
-    }
-    if (j->retry.interval_max_ms != JOB_DEFAULT_RETRY_MAX_MS) {
-        args_add(a, "rmax");
-        args_addi(a, j->retry.interval_max_ms);
-    }
-    if (!j->retry.jitter) {
-        args_add(a, "rj");
-        args_add(a, "0");
-    }
-    if (j->eta_ms > 0) {
-        args_add(a, "eta");
-        args_addi(a, j->eta_ms);
-    }
-    if (j->expires_ms > 0) {
-        args_add(a, "exp");
-        args_addi(a, j->expires_ms);
-    }
-    if (j->soft_time_limit_ms > 0) {
-        args_add(a, "stl");
-        args_addi(a, j->soft_time_limit_ms);
-    }
-    if (j->unique_key) {
-        args_add(a, "uk");
-        args_add(a, j->unique_key);
-    }
-    if (j->parent_id) {
-        args_add(a, "par");
-        args_add(a, j->parent_id);
-    }
-    if (j->attempts > 0) {
-        args_add(a, "att");
-        args_addi(a, j->attempts);
-    }
-    if (j->crashes > 0) {
-        args_add(a, "cr");
-        args_addi(a, j->crashes);
-    }
-    return (int64_t)(a->n - start) / 2;
-}
-
 typedef struct enq_call {
     int qi;
     size_t *idx; /* job indices in this call */
@@ -1439,16 +1610,9 @@ static int br_enqueue(broker *base, job **jobs, size_t n, int *out_status, bp_er
             args_addi(&call->a, j->expires_ms);
             args_addi(&call->a, j->priority);
             args_addi(&call->a, created);
-            size_t nkv_slot = call->a.n;
-            args_add(&call->a, "0"); /* placeholder: number of pairs */
-            int64_t pairs = job_fields(&call->a, j, now, created);
-            args_addi(&call->a, pairs);
-            if (!call->a.oom) {
-                /* move the formatted count into the placeholder slot */
-                call->a.v[nkv_slot] = call->a.v[call->a.n - 1];
-                call->a.l[nkv_slot] = call->a.l[call->a.n - 1];
-                call->a.n--;
-            }
+            args_addi(&call->a, j->attempts);
+            args_addi(&call->a, j->crashes);
+            args_add_spec(&call->a, j, created);
         }
         if (call->a.oom) {
             rc = bp_err(err, BP_E_NOMEM, "out of memory");
@@ -1616,12 +1780,12 @@ static void rekey_work_thread(broker_redis *b)
 }
 
 /* Leased jobs of one script reply -> out array; records them in the id map. */
-static int take_leased(broker_redis *b, int qi, const redisReply *r, job ***out, size_t *n,
-                       size_t *cap, bp_error *err)
+static int take_leased(broker_redis *b, int qi, const char *worker, int64_t now,
+                       const redisReply *r, job ***out, size_t *n, size_t *cap, bp_error *err)
 {
     for (size_t i = 0; i < r->elements; i++) {
         job *j = NULL;
-        int rc = job_from_hash(r->element[i], &j, err);
+        int rc = job_from_lease(r->element[i], worker, now, b->base.opts.lease_ms, &j, err);
         if (rc != BP_OK) {
             return rc;
         }
@@ -1850,7 +2014,7 @@ static int br_exchange(broker *base, const char *worker_id, const broker_ack *ac
             rc = bp_err(err, BP_E_INTERNAL, "exchange: unexpected reply from the script");
             goto done;
         }
-        if ((rc = take_leased(b, qs[k].qi, r, &out, &nout, &cap, err)) != BP_OK) {
+        if ((rc = take_leased(b, qs[k].qi, worker_id, now, r, &out, &nout, &cap, err)) != BP_OK) {
             goto done;
         }
         qs[k].got = r->elements;
@@ -1904,6 +2068,7 @@ static int br_lease_one(broker *base, const char *worker_id, const char *id, job
     args a = {0};
     int qi, rc;
     bool rekey = false;
+    int64_t now = util_now_ms();
     *out = NULL;
     if (!worker_id || !*worker_id || !id || !*id) {
         return bp_err(err, BP_E_INVAL, "lease_one: a worker id and a job id are required");
@@ -1915,7 +2080,7 @@ static int br_lease_one(broker *base, const char *worker_id, const char *id, job
         goto done;
     }
     pthread_mutex_lock(&b->lock);
-    args_script(&a, b, b->queues[qi], util_now_ms());
+    args_script(&a, b, b->queues[qi], now);
     if (!b->queues[qi]->in_worker) {
         b->queues[qi]->in_worker = true;
         rekey = b->worker_id && strcmp(b->worker_id, worker_id) == 0;
@@ -1939,7 +2104,7 @@ static int br_lease_one(broker *base, const char *worker_id, const char *id, job
         r->element[0]->type != REDIS_REPLY_STRING) {
         rc = bp_err(err, BP_E_INTERNAL, "lease_one: unexpected reply from the script");
     } else if (strcmp(r->element[0]->str, "OK") == 0 && r->elements == 2) {
-        rc = job_from_hash(r->element[1], out, err);
+        rc = job_from_lease(r->element[1], worker_id, now, b->base.opts.lease_ms, out, err);
         if (rc == BP_OK) {
             pthread_mutex_lock(&b->lock);
             rc = idmap_put(&b->leased, id, qi);
@@ -2466,8 +2631,8 @@ static int fetch_job(redis_conn *c, const char *tag, const char *id, job **out, 
     if ((rc = redis_reply_status(rs[0], "get", err)) == BP_OK) {
         if (rs[0]->type != REDIS_REPLY_ARRAY || rs[0]->elements == 0) {
             rc = bp_err(err, BP_E_NOTFOUND, "no job %s", id);
-        } else if ((rc = job_from_hash(rs[0], out, err)) == BP_OK && (*out)->state == JOB_STARTED &&
-                   rs[1]->type == REDIS_REPLY_STRING) {
+        } else if ((rc = job_from_hash(id, rs[0], out, err)) == BP_OK &&
+                   (*out)->state == JOB_STARTED && rs[1]->type == REDIS_REPLY_STRING) {
             (*out)->lease_until_ms = str_i64(rs[1]->str, rs[1]->len);
         }
     }
@@ -2809,7 +2974,7 @@ static int list_queue(redis_conn *c, const char *tag, const broker_filter *f, in
         for (size_t i = 0; rc == BP_OK && i < ids->elements && found < limit; i++) {
             job *j = NULL;
             if (hs[i]->type != REDIS_REPLY_ARRAY || hs[i]->elements == 0 ||
-                job_from_hash(hs[i], &j, NULL) != BP_OK) {
+                job_from_hash(ids->element[i]->str, hs[i], &j, NULL) != BP_OK) {
                 continue; /* expired under us, or not a record */
             }
             if ((f->state >= 0 && (int)j->state != f->state) ||
