@@ -1,11 +1,13 @@
 /*
  * broker_redis_bench.c - figures for the Redis broker at the broker_ops level.
  *
- *   broker_redis_bench URL [N] [THREADS] [BATCH]
+ *   broker_redis_bench URL [N] [THREADS] [BATCH] [SHARED]
  *
  * Prints, for N no-op jobs on one queue:
  *   enqueue one by one (jobs/s), enqueue in batches of 1,000 (jobs/s),
- *   drain: THREADS worker handles each looping exchange(ack BATCH, want BATCH) (jobs/s),
+ *   drain: THREADS threads each looping exchange(ack BATCH, want BATCH) (jobs/s), on a handle
+ *   each, or with SHARED=1 on one handle shared by all (as a daemon's pool threads do, with its
+ *   wake-up thread running),
  *   start latency at a steady 500 jobs/s for 5 s: enqueue -> leased by an idle worker that
  *   blocks on its wake fd (p50/p99 ms),
  *   Redis commands and Redis CPU per job during the drain (from INFO).
@@ -193,15 +195,19 @@ static void *drain(void *arg)
     return NULL;
 }
 
-static double drain_all(int n, int threads, int batch)
+static double drain_all(int n, int threads, int batch, bool shared)
 {
     pthread_t th[16];
     drainer d[16];
     atomic_int left = n;
-    int64_t t0 = mono_ns();
+    broker *one = shared ? open_b() : NULL;
+    int64_t t0;
+    if (one) {
+        one->ops->subscribe(one, BROKER_WAKE_WORK | BROKER_WAKE_DONE, NULL);
+    }
     for (int i = 0; i < threads; i++) {
-        d[i] = (drainer){.b = open_b(), .batch = batch, .left = &left};
-        snprintf(d[i].worker, sizeof d[i].worker, "bench-%d", i);
+        d[i] = (drainer){.b = one ? one : open_b(), .batch = batch, .left = &left};
+        snprintf(d[i].worker, sizeof d[i].worker, "bench-%d", one ? 0 : i);
     }
     t0 = mono_ns();
     for (int i = 0; i < threads; i++) {
@@ -211,9 +217,10 @@ static double drain_all(int n, int threads, int batch)
         pthread_join(th[i], NULL);
     }
     double s = (double)(mono_ns() - t0) / 1e9;
-    for (int i = 0; i < threads; i++) {
+    for (int i = 0; i < threads && !one; i++) {
         broker_destroy(d[i].b);
     }
+    broker_destroy(one);
     return n / s;
 }
 
@@ -329,6 +336,7 @@ static void latency(int rate, int seconds, double *p50, double *p99)
 int main(int argc, char **argv)
 {
     int n = 20000, threads = 2, batch = 16;
+    bool shared = false;
     if (argc < 2) {
         fprintf(stderr, "usage: %s URL [N] [THREADS] [BATCH]\n", argv[0]);
         return 2;
@@ -343,6 +351,9 @@ int main(int argc, char **argv)
     if (argc > 4) {
         batch = (int)strtol(argv[4], NULL, 10);
     }
+    if (argc > 5) {
+        shared = strcmp(argv[5], "1") == 0;
+    }
     if (threads < 1 || threads > 16 || batch < 1 || n < 1000) {
         fprintf(stderr, "bad arguments\n");
         return 2;
@@ -355,13 +366,14 @@ int main(int argc, char **argv)
     double bulk = enqueue_bulk(n);
     int64_t c0, u0, s0, c1, u1, s1;
     redis_counters(&c0, &u0, &s0);
-    double proc = drain_all(n, threads, batch);
+    double proc = drain_all(n, threads, batch, shared);
     redis_counters(&c1, &u1, &s1);
     flushall();
     double p50 = 0, p99 = 0;
     latency(500, 5, &p50, &p99);
 
-    printf("redis broker, %d no-op jobs, %d drain handles, exchange batch %d\n", n, threads, batch);
+    printf("redis broker, %d no-op jobs, %d drain threads on %s, exchange batch %d\n", n, threads,
+           shared ? "one shared handle" : "a handle each", batch);
     printf("  enqueue one by one      %10.0f jobs/s\n", loop);
     printf("  enqueue batches of 1000 %10.0f jobs/s\n", bulk);
     printf("  drain (exchange)        %10.0f jobs/s\n", proc);
