@@ -6,9 +6,25 @@
  * happens inside one Lua script that touches one queue's keys only, so it is atomic, and a
  * crash of any client at any instant leaves every job in exactly one place.
  *
+ * Why Lua over lists and sorted sets, not streams with consumer groups: a stream's pending
+ * entries list gives at-least-once delivery, but nothing else we need - no priorities, no
+ * delayed entries, no removal of one waiting job (revoke, purge, expiry, unique keys), no
+ * concurrency or rate gate at fetch time, and reclaiming is by idle time (XAUTOCLAIM) rather
+ * than by a lease the worker renews. Each of those would be a second structure kept in step
+ * with the stream from the client, which is exactly the non-atomic bookkeeping that loses or
+ * duplicates jobs in Celery's Redis transport. The proven designs (Asynq's lease zset, BullMQ's
+ * scripts with ack-and-fetch-next, see shared/research/queues.md) are Lua on plain types; so is
+ * this one.
+ *
+ * Redis Cluster: every script touches one queue's slot, so the data path is cluster-ready. Three
+ * things are not yet: the wake thread's BZPOPMIN spans the slots of several queues (it would need
+ * one blocking connection per slot), the global keys (P:queues, P:workers) are read with separate
+ * commands (fine) but queue lookups by id probe several slots, and hiredis 0.14 has no cluster
+ * client (MOVED/ASK). Unique keys and caller-chosen ids are unique per queue for the same reason.
+ *
  * ---------------------------------------------------------------------------------------------
- * Key layout (P = prefix, default "bp"; q = queue name; every per-queue key carries the hash
- * tag {q}, so each script touches one cluster slot)
+ * Key layout (P = prefix, default "bp", set with the URL parameter prefix=NAME; q = queue name;
+ * every per-queue key carries the hash tag {q}, so each script touches one cluster slot)
  *
  *   P:{q}:j:<id>       HASH   the job record (fields below); PEXPIRE result_ttl once final
  *   P:{q}:pending      ZSET   runnable jobs, score = (9 - priority) * 2^42 + seq: ZPOPMIN gives
