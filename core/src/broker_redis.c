@@ -877,6 +877,7 @@ typedef struct broker_redis {
     pthread_cond_t work_cond; /* the work thread waits here while it has nothing to watch */
     pthread_t work_thr, done_thr;
     bool work_started, done_started;
+    bool done_subscribed; /* the first SUBSCRIBE (in subscribe()) succeeded */
     redis_conn *work_conn, *done_conn;
     int stop_fd; /* eventfd: readable once destroy begins */
 } broker_redis;
@@ -3244,7 +3245,7 @@ static void *done_thread(void *arg)
 {
     broker_redis *b = arg;
     uint64_t subscribed_gen = redis_conn_generation(b->done_conn);
-    bool subscribed = true; /* subscribe() did the first SUBSCRIBE */
+    bool subscribed = b->done_subscribed; /* subscribe() tried the first SUBSCRIBE */
     while (!atomic_load(&b->stopping)) {
         redisReply *r = NULL;
         bp_error e;
@@ -3281,10 +3282,13 @@ static void *done_thread(void *arg)
     return NULL;
 }
 
+/* The wake threads' connections are lazy: subscribing while Redis restarts must not fail, the
+ * threads connect when it is back (the broker itself was opened fail-fast). */
 static int open_side_conn(broker_redis *b, const char *name, redis_conn **out, bp_error *err)
 {
     redis_conn_options o = b->copts;
     o.client_name = name;
+    o.lazy = true;
     return redis_conn_open(b->url, &o, out, err);
 }
 
@@ -3317,14 +3321,15 @@ static int subscribe_locked(broker_redis *b, int kinds, bp_error *err)
         if ((rc = open_side_conn(b, "betpipe-wake-done", &b->done_conn, err)) != BP_OK) {
             return rc;
         }
-        /* Subscribe before returning: a job that finishes after this call wakes the caller. */
-        if ((rc = redis_conn_command(b->done_conn, &r, err, "SUBSCRIBE %s", b->chan)) != BP_OK) {
-            redis_conn_close(b->done_conn);
-            b->done_conn = NULL;
-            return rc;
+        /* Subscribe before returning, so that a job finishing after this call wakes the caller.
+         * If Redis is away right now, the thread subscribes when it is back and wakes the
+         * caller then (who re-reads the state): nothing is missed either way. */
+        b->done_subscribed =
+            redis_conn_command(b->done_conn, &r, NULL, "SUBSCRIBE %s", b->chan) == BP_OK;
+        if (b->done_subscribed) {
+            freeReplyObject(r);
+            redis_conn_set_subscribed(b->done_conn, true);
         }
-        freeReplyObject(r);
-        redis_conn_set_subscribed(b->done_conn, true);
         if (pthread_create(&b->done_thr, NULL, done_thread, b) != 0) {
             redis_conn_close(b->done_conn);
             b->done_conn = NULL;

@@ -1258,6 +1258,68 @@ Test(broker_redis_conn, wake_ups_survive_a_restart, .init = setup, .fini = teard
               "the waiting client was not woken after the restart");
 }
 
+static bool one_blocked_client(void *ud)
+{
+    (void)ud;
+    redisReply *r = bpt_redis_cmd(srv, "INFO clients");
+    bool yes = r && r->str && strstr(r->str, "blocked_clients:1\r\n");
+    if (r) {
+        freeReplyObject(r);
+    }
+    return yes;
+}
+
+static bool done_channel_subscribed(void *ud)
+{
+    (void)ud;
+    redisReply *r = bpt_redis_cmd(srv, "PUBSUB NUMSUB bp:done");
+    bool yes = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->integer == 1;
+    if (r) {
+        freeReplyObject(r);
+    }
+    return yes;
+}
+
+Test(broker_redis_conn, subscribe_while_redis_is_down, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+    broker *worker = another_redis(&T);
+    bp_error err = {0};
+    job **v = NULL;
+    size_t n = 0;
+    char id[BP_JOB_ID_SIZE];
+    util_set_clock(NULL);
+    bpt_redis_stop(srv);
+    cr_assert_eq(worker->ops->subscribe(worker, BROKER_WAKE_WORK | BROKER_WAKE_DONE, &err), BP_OK,
+                 "%s", err.msg);
+    bpt_redis_restart(srv);
+    broker_want want = {"q", 1};
+    cr_assert(bpt_wait_for(exchange_works, worker, 10000));
+    cr_assert_eq(worker->ops->exchange(worker, "w", NULL, 0, &want, 1, &v, &n, &err), BP_OK, "%s",
+                 err.msg);
+    cr_assert_eq(n, 0);
+    free(v);
+    /* Both threads settled (blocked on the marker, subscribed to the channel); only then do
+     * wake-ups prove anything. */
+    cr_assert(bpt_wait_for(one_blocked_client, NULL, 10000), "the wake thread never blocked");
+    cr_assert(bpt_wait_for(done_channel_subscribed, NULL, 10000), "never subscribed");
+    worker->ops->drain_wake(worker);
+    cr_assert_not(readable_now(worker->ops->wake_fd(worker)));
+    put_new(&T, "q", id);
+    cr_assert(readable_within(worker->ops->wake_fd(worker), 10000),
+              "subscribed while Redis was down, not woken by an enqueue after");
+    cr_assert_eq(worker->ops->exchange(worker, "w", NULL, 0, &want, 1, &v, &n, &err), BP_OK);
+    cr_assert_eq(n, 1);
+    free_jobs(v, n);
+    cr_assert(bpt_wait_for(one_blocked_client, NULL, 10000));
+    worker->ops->drain_wake(worker);
+    ack_on(T.b, "intruder", id, JOB_SUCCESS, NULL, NULL, 0); /* the lease is w's */
+    cr_assert_eq(state_of(&T, id), JOB_STARTED, "only the lease holder finishes a job");
+    ack_on(worker, "w", id, JOB_SUCCESS, NULL, NULL, 0);
+    cr_assert(readable_within(worker->ops->wake_fd(worker), 10000),
+              "subscribed while Redis was down, not woken by a finished job after");
+}
+
 Test(broker_redis_conn, script_flush_mid_run, .init = setup, .fini = teardown)
 {
     char id[BP_JOB_ID_SIZE];
