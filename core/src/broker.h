@@ -38,16 +38,19 @@
 
 typedef struct broker broker;
 
-#define BROKER_WAKE_WORK 0x1
-#define BROKER_WAKE_DONE 0x2
+#define BROKER_WAKE_WORK   0x1 /* jobs may have arrived */
+#define BROKER_WAKE_DONE   0x2 /* jobs finished */
+#define BROKER_WAKE_REVOKE 0x4 /* a running job was revoked: heartbeat now to learn which */
 
 /* What a worker reports when a job stops running. */
 typedef struct broker_ack {
     const char *id;
-    job_state state;       /* SUCCESS, FAILURE, RETRY, REVOKED (cancelled after a revoke) */
-    const char *result;    /* compact JSON text, SUCCESS only (may be NULL) */
-    const char *error;     /* FAILURE/RETRY/REVOKED: why */
-    int64_t retry_at_ms;   /* RETRY: when to run again */
+    /* SUCCESS, FAILURE, RETRY, REVOKED (cancelled after a revoke), or PENDING to hand the job
+     * back untouched (graceful shutdown interrupted it): requeued, the attempt not counted. */
+    job_state state;
+    const char *result;  /* compact JSON text, SUCCESS only (may be NULL) */
+    const char *error;   /* FAILURE/RETRY/REVOKED: why */
+    int64_t retry_at_ms; /* RETRY: when to run again */
     int64_t finished_ms;
 } broker_ack;
 
@@ -59,10 +62,10 @@ typedef struct broker_want {
 
 /* The worker (daemon or inline CLI runner) as the registry records it. */
 typedef struct broker_worker_info {
-    const char *id;        /* unique: host:pid:random */
+    const char *id; /* unique: host:pid:random */
     const char *host;
     int pid;
-    json_t *queues;        /* {"queue": concurrency, ...}, borrowed */
+    json_t *queues; /* {"queue": concurrency, ...}, borrowed */
     int64_t started_ms;
 } broker_worker_info;
 
@@ -80,17 +83,23 @@ typedef struct broker_options {
     int64_t lease_ms;          /* lease length; renewed every lease_ms / 3 (default 30 s) */
     int64_t result_ttl_ms;     /* keep finished job records this long (default 1 day) */
     int max_crashes;           /* DEAD after this many lost leases (default 3) */
-    int64_t worker_timeout_ms; /* a worker silent this long is offline (default 3 * lease/3) */
+    int64_t worker_timeout_ms; /* a worker silent this long is offline (default = lease_ms) */
+    /* Called after commit for every job that reached a final state through this broker object
+     * (ack, reap, revoke, expiry), with the full record: the daemon mirrors them into the
+     * store's job history. May be called from any thread that uses the broker; must not call
+     * back into the broker. NULL = none. */
+    void (*on_final)(void *ud, const job *j);
+    void *on_final_ud;
 } broker_options;
 
 void broker_options_default(broker_options *o);
 
 /* Listing filter for `betpipe status`, `inspect` and the API. */
 typedef struct broker_filter {
-    const char *queue;     /* NULL = all */
-    int state;             /* a job_state, or -1 = all */
-    const char *type;      /* NULL = all */
-    int limit;             /* 0 = 100 */
+    const char *queue; /* NULL = all */
+    int state;         /* a job_state, or -1 = all */
+    const char *type;  /* NULL = all */
+    int limit;         /* 0 = 100 */
 } broker_filter;
 
 typedef struct broker_ops {
@@ -151,10 +160,11 @@ typedef struct broker_ops {
     /* Ask to be woken: BROKER_WAKE_WORK when jobs may have arrived for a worker (enqueue,
      * revoke), BROKER_WAKE_DONE when jobs finished (for clients waiting on a result). After a
      * successful subscribe, wake_fd() returns a descriptor that turns readable on those events;
-     * call drain_wake() after it fires and before polling again. */
+     * call drain_wake() after it fires and before polling again: it returns the BROKER_WAKE_*
+     * bits of what arrived (BROKER_WAKE_REVOKE included). */
     int (*subscribe)(broker *b, int kinds, bp_error *err);
     int (*wake_fd)(broker *b);
-    void (*drain_wake)(broker *b);
+    int (*drain_wake)(broker *b);
 
     void (*destroy)(broker *b);
 } broker_ops;

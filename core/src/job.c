@@ -10,8 +10,7 @@
 #include "util.h"
 
 static const char *const state_names[JOB_STATE_COUNT] = {
-    "PENDING", "SCHEDULED", "STARTED", "RETRY", "SUCCESS",
-    "FAILURE", "REVOKED",   "EXPIRED", "DEAD",
+    "PENDING", "SCHEDULED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED", "EXPIRED", "DEAD",
 };
 
 const char *job_state_name(job_state s)
@@ -254,8 +253,7 @@ int job_from_json(const json_t *o, job **out, bp_error *err)
         dup_json_text(json_object_get(o, "result"), &j->result) != BP_OK ||
         job_set_str(&j->type, json_string_value(json_object_get(o, "type"))) != BP_OK ||
         job_set_str(&j->queue, json_string_value(json_object_get(o, "queue"))) != BP_OK ||
-        job_set_str(&j->unique_key, json_string_value(json_object_get(o, "unique_key"))) !=
-            BP_OK ||
+        job_set_str(&j->unique_key, json_string_value(json_object_get(o, "unique_key"))) != BP_OK ||
         job_set_str(&j->parent_id, json_string_value(json_object_get(o, "parent_id"))) != BP_OK ||
         job_set_str(&j->error, json_string_value(json_object_get(o, "error"))) != BP_OK ||
         job_set_str(&j->worker, json_string_value(json_object_get(o, "worker"))) != BP_OK ||

@@ -53,35 +53,35 @@ typedef struct retry_policy {
     bool jitter;
 } retry_policy;
 
-#define JOB_DEFAULT_MAX_RETRIES 3
+#define JOB_DEFAULT_MAX_RETRIES    3
 #define JOB_DEFAULT_RETRY_START_MS 1000
-#define JOB_DEFAULT_RETRY_STEP_MS 1000
-#define JOB_DEFAULT_RETRY_MAX_MS 600000
+#define JOB_DEFAULT_RETRY_STEP_MS  1000
+#define JOB_DEFAULT_RETRY_MAX_MS   600000
 
 typedef struct job {
     char id[BP_JOB_ID_SIZE];
     char *type;
     char *queue;
-    char *args;             /* compact JSON text, never NULL ("{}") */
-    int priority;           /* BP_PRIORITY_MIN..MAX, higher first */
-    int64_t eta_ms;         /* not before this instant; 0 = at once */
-    int64_t expires_ms;     /* EXPIRED if not started by then; 0 = never */
+    char *args;         /* compact JSON text, never NULL ("{}") */
+    int priority;       /* BP_PRIORITY_MIN..MAX, higher first */
+    int64_t eta_ms;     /* not before this instant; 0 = at once */
+    int64_t expires_ms; /* EXPIRED if not started by then; 0 = never */
     int max_retries;
     retry_policy retry;
     int64_t soft_time_limit_ms; /* 0 = none */
-    char *unique_key;       /* NULL = none */
-    char *parent_id;        /* the job that enqueued this one (fan-out), NULL = none */
+    char *unique_key;           /* NULL = none */
+    char *parent_id;            /* the job that enqueued this one (fan-out), NULL = none */
     job_state state;
-    int attempts;           /* runs started so far */
-    int crashes;            /* leases lost because the worker died */
-    char *result;           /* compact JSON text or NULL */
-    char *error;            /* NULL unless FAILURE/RETRY/DEAD/... */
-    char *worker;           /* the worker holding (or that last held) the lease */
+    int attempts; /* runs started so far */
+    int crashes;  /* leases lost because the worker died */
+    char *result; /* compact JSON text or NULL */
+    char *error;  /* NULL unless FAILURE/RETRY/DEAD/... */
+    char *worker; /* the worker holding (or that last held) the lease */
     int64_t created_ms;
     int64_t started_ms;
     int64_t finished_ms;
     int64_t lease_until_ms;
-    double progress;        /* 0..1, -1 = never reported */
+    double progress; /* 0..1, -1 = never reported */
     char *progress_msg;
 } job;
 

@@ -82,8 +82,7 @@ void log_vwrite(int level, const char *component, const char *fmt, va_list ap)
         free(s);
         json_decref(o);
     } else {
-        n = snprintf(line, sizeof line, "%s %s %s %s\n", ts, log_level_name(level), component,
-                     msg);
+        n = snprintf(line, sizeof line, "%s %s %s %s\n", ts, log_level_name(level), component, msg);
     }
     if (n < 0) {
         return;

@@ -25,8 +25,8 @@ void log_write(int level, const char *component, const char *fmt, ...) BP_PRINTF
 void log_vwrite(int level, const char *component, const char *fmt, va_list ap) BP_PRINTF(3, 0);
 
 #define log_error(comp, ...) log_write(BP_LOG_ERROR, (comp), __VA_ARGS__)
-#define log_warn(comp, ...) log_write(BP_LOG_WARN, (comp), __VA_ARGS__)
-#define log_info(comp, ...) log_write(BP_LOG_INFO, (comp), __VA_ARGS__)
+#define log_warn(comp, ...)  log_write(BP_LOG_WARN, (comp), __VA_ARGS__)
+#define log_info(comp, ...)  log_write(BP_LOG_INFO, (comp), __VA_ARGS__)
 #define log_debug(comp, ...)                                                                       \
     do {                                                                                           \
         if (log_get_level() >= BP_LOG_DEBUG) {                                                     \

@@ -21,8 +21,8 @@
 #include "log.h"
 #include "util.h"
 
-#define STORE_MAX_CONNS 8
-#define STORE_STMT_SLOTS 256 /* open addressing, power of two */
+#define STORE_MAX_CONNS       8
+#define STORE_STMT_SLOTS      256 /* open addressing, power of two */
 #define STORE_BUSY_TIMEOUT_MS 10000
 
 struct store_conn {
@@ -284,8 +284,7 @@ static int migrate(store_conn *c, const char *path, bp_error *err)
             bp_err_prefix(err, "%s: migration %d (%s) failed: ", path, m->version, m->name);
             return rc;
         }
-        log_info("store", "migrated schema path=%s version=%d name=%s", path, m->version,
-                 m->name);
+        log_info("store", "migrated schema path=%s version=%d name=%s", path, m->version, m->name);
     }
     return BP_OK;
 }
@@ -466,8 +465,8 @@ int store_verify_file(const char *path, bp_error *err)
         if (rows == 1 && line && strcmp(line, "ok") == 0) {
             ok = true;
         } else if (line && used < sizeof problems - 1) {
-            int n = snprintf(problems + used, sizeof problems - used, "%s%s", used ? "; " : "",
-                             line);
+            int n =
+                snprintf(problems + used, sizeof problems - used, "%s%s", used ? "; " : "", line);
             used += n > 0 ? (size_t)n : 0;
         }
     }
@@ -507,8 +506,8 @@ int store_optimize(store *s, json_t **out_report, bp_error *err)
         rc = pragma_int(c->db, "PRAGMA page_size", &page_size, err);
     }
     if (rc == BP_OK) {
-        rc = exec_sql(c->db, "ANALYZE; PRAGMA optimize; PRAGMA incremental_vacuum;",
-                      "optimize", err);
+        rc = exec_sql(c->db, "ANALYZE; PRAGMA optimize; PRAGMA incremental_vacuum;", "optimize",
+                      err);
     }
     if (rc == BP_OK) {
         rc = exec_sql(c->db, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint", err);
@@ -520,13 +519,12 @@ int store_optimize(store *s, json_t **out_report, bp_error *err)
     if (rc != BP_OK) {
         return rc;
     }
-    *out_report = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "bytes_before",
-                            (json_int_t)bytes_before, "bytes_after",
-                            (json_int_t)util_file_size(s->path), "wal_bytes_before",
-                            (json_int_t)wal_before, "wal_bytes_after",
-                            (json_int_t)wal_size(s->path), "freelist_pages_before",
-                            (json_int_t)free_before, "freelist_pages_after",
-                            (json_int_t)free_after, "page_size", (json_int_t)page_size);
+    *out_report =
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "bytes_before", (json_int_t)bytes_before,
+                  "bytes_after", (json_int_t)util_file_size(s->path), "wal_bytes_before",
+                  (json_int_t)wal_before, "wal_bytes_after", (json_int_t)wal_size(s->path),
+                  "freelist_pages_before", (json_int_t)free_before, "freelist_pages_after",
+                  (json_int_t)free_after, "page_size", (json_int_t)page_size);
     return *out_report ? BP_OK : bp_err(err, BP_E_NOMEM, "out of memory");
 }
 

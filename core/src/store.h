@@ -70,7 +70,8 @@ int store_verify_file(const char *path, bp_error *err);
  * "freelist_pages_before", "freelist_pages_after", "page_size"}. */
 int store_optimize(store *s, json_t **out_report, bp_error *err);
 
-/* ---- job history ------------------------------------------------------------------------------ */
+/* ---- job history ------------------------------------------------------------------------------
+ */
 
 /* Insert or update the history rows of finished (or otherwise noteworthy) jobs, in one
  * transaction. Idempotent: a job id appears once, with its latest state. */

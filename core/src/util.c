@@ -1,6 +1,8 @@
 /*
  * util.c - small pure helpers shared by the core.
  */
+/* realpath() is an XSI function. */
+#define _XOPEN_SOURCE 700
 #include "util.h"
 
 #include <errno.h>
@@ -119,8 +121,8 @@ int util_parse_iso8601(const char *s, int64_t *out_ms, bp_error *err)
 {
     const char *p = s;
     int y, mo, d, hh = 0, mi = 0, ss = 0, msec = 0, off_min = 0;
-    if (!s || !parse_digits(&p, 4, &y) || *p++ != '-' || !parse_digits(&p, 2, &mo) ||
-        *p++ != '-' || !parse_digits(&p, 2, &d)) {
+    if (!s || !parse_digits(&p, 4, &y) || *p++ != '-' || !parse_digits(&p, 2, &mo) || *p++ != '-' ||
+        !parse_digits(&p, 2, &d)) {
         goto bad;
     }
     if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo)) {
@@ -294,10 +296,9 @@ void util_uuid7(char *buf)
         b[i] = (uint8_t)(r2 >> (8 * (i - 8)));
     }
     b[8] = (uint8_t)(0x80 | (b[8] & 0x3f));
-    snprintf(buf, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
 }
 
 /* ============================================================================================
@@ -553,4 +554,9 @@ bool util_path_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+char *util_realpath(const char *path)
+{
+    return realpath(path, NULL);
 }

@@ -69,6 +69,8 @@ int util_exe_dir(char *buf, size_t len);
 /* Size in bytes of a file, or -1 when it does not exist. */
 int64_t util_file_size(const char *path);
 bool util_path_exists(const char *path);
+/* Canonical absolute path (symlinks resolved), new string; NULL when it does not exist. */
+char *util_realpath(const char *path);
 
 /* ---- randomness ----------------------------------------------------------------------------- */
 

@@ -37,8 +37,8 @@ struct bp_cache_api {
      * callers of the same key and its value is stored. When compute fails and a stale value (past
      * its TTL but within the stale limit) exists, it is returned with *out_stale = 1. */
     int (*get_or_compute)(const bp_host *h, const char *type, const json_t *filters,
-                          bp_cache_compute_fn compute, void *ud, json_t **out_value,
-                          int *out_stale, bp_error *err);
+                          bp_cache_compute_fn compute, void *ud, json_t **out_value, int *out_stale,
+                          bp_error *err);
     /* drop every entry of `type` (NULL: all types) whose filters' canonical form matches the
      * glob `pattern` (NULL: all). *out_removed gets the count. */
     int (*invalidate)(const bp_host *h, const char *type, const char *pattern,

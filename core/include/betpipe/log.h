@@ -9,8 +9,8 @@
 #define BETPIPE_LOG_H
 
 #define BP_LOG_ERROR 0
-#define BP_LOG_WARN 1
-#define BP_LOG_INFO 2
+#define BP_LOG_WARN  1
+#define BP_LOG_INFO  2
 #define BP_LOG_DEBUG 3
 #define BP_LOG_TRACE 4
 

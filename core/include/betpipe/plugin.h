@@ -24,18 +24,18 @@
 #include "betpipe/status.h"
 
 #define BP_PLUGIN_MAGIC 0x4250504cu /* "BPPL" */
-#define BP_ABI_MAJOR 1
-#define BP_ABI_MINOR 0
+#define BP_ABI_MAJOR    1
+#define BP_ABI_MINOR    0
 
 #define BP_STR_(x) #x
-#define BP_STR(x) BP_STR_(x)
+#define BP_STR(x)  BP_STR_(x)
 
 /* The build signature records the type sizes the descriptor layout depends on (nginx does the
  * same). A plugin built with another data model (ILP32, 32-bit time_t) is refused even when the
  * magic and version numbers happen to match. */
 #define BP_BUILD_SIG                                                                               \
-    "bp" BP_STR(BP_ABI_MAJOR) ";ptr" BP_STR(__SIZEOF_POINTER__) ";long" BP_STR(__SIZEOF_LONG__)    \
-        ";int" BP_STR(__SIZEOF_INT__)
+    "bp" BP_STR(BP_ABI_MAJOR) ";ptr" BP_STR(__SIZEOF_POINTER__) ";long" BP_STR(                    \
+        __SIZEOF_LONG__) ";int" BP_STR(__SIZEOF_INT__)
 
 #if defined(__GNUC__)
 #define BP_EXPORT __attribute__((visibility("default")))
@@ -52,11 +52,11 @@ typedef struct bp_registry bp_registry;
  * loader reads only the fields covered by `struct_size`.
  */
 typedef struct bp_plugin {
-    uint32_t magic;       /* BP_PLUGIN_MAGIC */
-    uint16_t abi_major;   /* BP_ABI_MAJOR the plugin was built against */
-    uint16_t abi_minor;   /* BP_ABI_MINOR the plugin was built against */
-    uint32_t struct_size; /* sizeof(bp_plugin) at build time */
-    uint32_t reserved0;   /* zero */
+    uint32_t magic;          /* BP_PLUGIN_MAGIC */
+    uint16_t abi_major;      /* BP_ABI_MAJOR the plugin was built against */
+    uint16_t abi_minor;      /* BP_ABI_MINOR the plugin was built against */
+    uint32_t struct_size;    /* sizeof(bp_plugin) at build time */
+    uint32_t reserved0;      /* zero */
     const char *build_sig;   /* BP_BUILD_SIG at build time */
     const char *name;        /* unique plugin name, [a-z0-9_]+ */
     const char *version;     /* the plugin's own version, free text ("1.2.0") */

@@ -19,6 +19,7 @@
 #include "betpipe/status.h"
 
 typedef struct bp_host bp_host;
+typedef struct bp_registry bp_registry;
 
 /* ------------------------------------------------------------------------------------------- */
 /* Job types                                                                                    */
@@ -43,16 +44,16 @@ typedef int (*bp_job_run_fn)(const bp_job *job, json_t **out_result, bp_error *e
 
 typedef struct bp_job_type {
     uint32_t struct_size;
-    int32_t flags;              /* BP_JOB_F_* */
-    const char *name;           /* "<area>.<verb>", e.g. "maint.backup_db" */
-    const char *description;    /* one line, shown by `betpipe plugins` */
-    const char *queue;          /* default queue, e.g. "maintenance_queue" */
+    int32_t flags;           /* BP_JOB_F_* */
+    const char *name;        /* "<area>.<verb>", e.g. "maint.backup_db" */
+    const char *description; /* one line, shown by `betpipe plugins` */
+    const char *queue;       /* default queue, e.g. "maintenance_queue" */
     /* JSON Schema subset the args must satisfy before enqueue (see core docs): type, properties,
      * required, additionalProperties, enum, minimum, maximum, minLength, maxLength, items,
      * minItems, maxItems, pattern, default. NULL means the job takes no arguments ({}). */
     const char *args_schema;
-    int32_t soft_time_limit_s;  /* cancelled() turns true after this many seconds; 0 = none */
-    int32_t max_retries;        /* default for jobs of this type; -1 = engine default */
+    int32_t soft_time_limit_s; /* cancelled() turns true after this many seconds; 0 = none */
+    int32_t max_retries;       /* default for jobs of this type; -1 = engine default */
     bp_job_run_fn run;
 } bp_job_type;
 
@@ -81,7 +82,7 @@ typedef struct bp_match_set {
     uint32_t reserved0;
     const bp_match_result *matches; /* sorted by kickoff, oldest first */
     size_t n_matches;
-    int64_t as_of_ms;               /* the fit's reference instant (time decay is relative to it) */
+    int64_t as_of_ms; /* the fit's reference instant (time decay is relative to it) */
 } bp_match_set;
 
 /* A model's forecast for one fixture. Fields a model cannot produce are NAN / 0. */
@@ -98,10 +99,10 @@ typedef struct bp_prediction {
 
 typedef struct bp_model_type {
     uint32_t struct_size;
-    int32_t state_version;      /* bumped whenever save()'s format changes */
+    int32_t state_version; /* bumped whenever save()'s format changes */
     const char *name;
     const char *description;
-    const char *params_schema;  /* schema subset for the params object, NULL = none */
+    const char *params_schema; /* schema subset for the params object, NULL = none */
     int (*create)(void *plugin_state, const json_t *params, void **out_model, bp_error *err);
     int (*fit)(void *model, const bp_match_set *train, json_t **out_metrics, bp_error *err);
     int (*predict)(void *model, int64_t home_team, int64_t away_team, int64_t kickoff_ms,
@@ -116,11 +117,11 @@ typedef struct bp_model_type {
 /* ------------------------------------------------------------------------------------------- */
 
 #define BP_COLLECT_FIXTURES 0x01
-#define BP_COLLECT_RESULTS 0x02
-#define BP_COLLECT_ODDS 0x04
-#define BP_COLLECT_STATS 0x08
-#define BP_COLLECT_LIVE 0x10
-#define BP_COLLECT_STATIC 0x20
+#define BP_COLLECT_RESULTS  0x02
+#define BP_COLLECT_ODDS     0x04
+#define BP_COLLECT_STATS    0x08
+#define BP_COLLECT_LIVE     0x10
+#define BP_COLLECT_STATIC   0x20
 
 /*
  * collect - pull data of kind `what` (one BP_COLLECT_* bit) described by `request` from the
@@ -129,7 +130,7 @@ typedef struct bp_model_type {
  */
 typedef struct bp_collector_type {
     uint32_t struct_size;
-    int32_t provides;           /* BP_COLLECT_* bits */
+    int32_t provides; /* BP_COLLECT_* bits */
     const char *name;
     const char *description;
     const char *request_schema; /* schema subset for `request`, NULL = none */

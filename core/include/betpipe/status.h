@@ -15,22 +15,22 @@
 #include <stdio.h>
 #include <string.h>
 
-#define BP_OK 0
-#define BP_E_NOMEM (-1)       /* allocation failed */
-#define BP_E_INVAL (-2)       /* bad argument, bad input, schema violation */
-#define BP_E_IO (-3)          /* file or socket I/O failed */
-#define BP_E_TIMEOUT (-4)     /* a deadline passed */
-#define BP_E_NOTFOUND (-5)    /* no such job, key, plugin, row ... */
-#define BP_E_EXISTS (-6)      /* duplicate name, unique key already held */
-#define BP_E_CONFIG (-7)      /* configuration is invalid */
-#define BP_E_ABI (-8)         /* plugin not compatible with this daemon */
-#define BP_E_UNAVAILABLE (-9) /* a backend (redis, database, remote API) cannot be reached */
-#define BP_E_RETRY (-10)      /* transient failure: the job asks to be retried */
-#define BP_E_CANCELLED (-11)  /* cancelled: revoked or soft time limit exceeded */
-#define BP_E_STATE (-12)      /* operation not allowed in the current state */
-#define BP_E_CORRUPT (-13)    /* stored data is damaged or not what it claims to be */
-#define BP_E_LIMIT (-14)      /* a size, rate or quota limit was hit */
-#define BP_E_INTERNAL (-15)   /* a bug: an invariant did not hold */
+#define BP_OK            0
+#define BP_E_NOMEM       (-1)  /* allocation failed */
+#define BP_E_INVAL       (-2)  /* bad argument, bad input, schema violation */
+#define BP_E_IO          (-3)  /* file or socket I/O failed */
+#define BP_E_TIMEOUT     (-4)  /* a deadline passed */
+#define BP_E_NOTFOUND    (-5)  /* no such job, key, plugin, row ... */
+#define BP_E_EXISTS      (-6)  /* duplicate name, unique key already held */
+#define BP_E_CONFIG      (-7)  /* configuration is invalid */
+#define BP_E_ABI         (-8)  /* plugin not compatible with this daemon */
+#define BP_E_UNAVAILABLE (-9)  /* a backend (redis, database, remote API) cannot be reached */
+#define BP_E_RETRY       (-10) /* transient failure: the job asks to be retried */
+#define BP_E_CANCELLED   (-11) /* cancelled: revoked or soft time limit exceeded */
+#define BP_E_STATE       (-12) /* operation not allowed in the current state */
+#define BP_E_CORRUPT     (-13) /* stored data is damaged or not what it claims to be */
+#define BP_E_LIMIT       (-14) /* a size, rate or quota limit was hit */
+#define BP_E_INTERNAL    (-15) /* a bug: an invariant did not hold */
 
 #define BP_ERROR_MSG_MAX 512
 

@@ -1,0 +1,1432 @@
+/*
+ * broker_sqlite.c - the embedded broker: one SQLite file (WAL) shared by every process of an
+ * instance on one host. No server to run, and still at-least-once with leases.
+ *
+ * The whole broker is one table, `jobs`, whose partial indexes make each question cheap:
+ *   jobs_ready    (queue, priority DESC, seq) WHERE state = PENDING      -> what runs next
+ *   jobs_delayed  (queue, run_at)             WHERE state IN (SCHEDULED, RETRY)
+ *   jobs_running  (worker)                    WHERE state = STARTED      -> a worker's leases
+ *   jobs_lease    (lease_until)               WHERE state = STARTED      -> expired leases
+ *   jobs_unique   UNIQUE (unique_key)         WHERE live                 -> unique keys
+ * plus `workers`, the registry of live workers and their heartbeats.
+ *
+ * Every state change is one IMMEDIATE transaction, so two daemons on the same file never lease
+ * the same job. synchronous=NORMAL in WAL mode means a commit reaches the OS before it returns
+ * (a kill -9 loses nothing) but is not fsync'ed (a power cut may lose the last commits):
+ * set broker.sqlite_synchronous = "full" to trade throughput for that.
+ *
+ * Crash recovery is fast on one host: a worker row records its pid, and the reaper of any live
+ * process reclaims the leases of a worker whose pid is gone at once, without waiting for the
+ * lease to expire. Leases of a worker that is alive but silent expire after lease_ms.
+ *
+ * Locking: one connection per broker object behind a mutex. Across processes SQLite's file
+ * locks serialise writers; our busy handler backs off in microseconds, not SQLite's default
+ * milliseconds, because transactions here are short.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "broker.h"
+#include "log.h"
+#include "util.h"
+#include "wake.h"
+
+#define SQ_BUSY_TIMEOUT_MS 15000
+#define SQ_REAP_BATCH      1000
+#define SQ_SCHEMA_VERSION  1
+
+typedef struct sq_broker {
+    broker base;
+    pthread_mutex_t lock;
+    sqlite3 *db;
+    char *path;
+    char *run_dir;
+    char hostname[256];
+    wake_sender *sender;
+    wake_listener *listener;
+    /* prepared statements, indexed by enum sq_stmt */
+    sqlite3_stmt *st[32];
+} sq_broker;
+
+/* The columns every job-returning statement selects, in this order (see row_to_job). */
+#define JOB_COLS                                                                                   \
+    "seq, id, type, queue, state, priority, args, run_at, expires_at, max_retries, retry_start, "  \
+    "retry_step, retry_max, retry_jitter, soft_limit_ms, unique_key, parent_id, attempts, "        \
+    "crashes, result, error, worker, lease_until, created_ms, started_ms, finished_ms, "           \
+    "progress, progress_msg"
+
+enum sq_stmt {
+    ST_INSERT,
+    ST_FIND_HOLDER,
+    ST_ACK_FINAL,
+    ST_ACK_RETRY,
+    ST_ACK_GIVEBACK,
+    ST_PROMOTE,
+    ST_EXPIRE_QUEUE,
+    ST_LEASE,
+    ST_LEASE_ONE,
+    ST_GET,
+    ST_WORKER_UPSERT,
+    ST_RENEW,
+    ST_PROGRESS,
+    ST_REVOKED_RUNNING,
+    ST_WORKER_DELETE,
+    ST_RELEASE_WORKER,
+    ST_NEXT_DUE,
+    ST_REVOKE_WAITING,
+    ST_REVOKE_RUNNING,
+    ST_PURGE,
+    ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_INSERT] =
+        "INSERT INTO jobs (id, type, queue, state, priority, args, run_at, expires_at, "
+        "max_retries, retry_start, retry_step, retry_max, retry_jitter, soft_limit_ms, "
+        "unique_key, parent_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+        "?11, ?12, ?13, ?14, ?15, ?16, ?17) ON CONFLICT DO NOTHING",
+    [ST_FIND_HOLDER] = "SELECT id FROM jobs WHERE id = ?1 OR (unique_key = ?2 AND state IN "
+                       "(0, 1, 2, 3)) LIMIT 1",
+    [ST_ACK_FINAL] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, finished_ms = ?5, "
+                     "lease_until = NULL, result_expires_at = ?5 + ?6, progress = CASE WHEN ?2 "
+                     "= 4 THEN 1.0 ELSE progress END WHERE id = ?1 AND state = 2 AND worker = ?7 "
+                     "RETURNING " JOB_COLS,
+    [ST_ACK_RETRY] = "UPDATE jobs SET state = 3, error = ?2, run_at = ?3, lease_until = NULL "
+                     "WHERE id = ?1 AND state = 2 AND worker = ?4",
+    [ST_ACK_GIVEBACK] = "UPDATE jobs SET state = 0, lease_until = NULL, worker = NULL, "
+                        "attempts = max(attempts - 1, 0) WHERE id = ?1 AND state = 2 AND "
+                        "worker = ?2",
+    [ST_PROMOTE] = "UPDATE jobs SET state = 0 WHERE queue = ?1 AND state IN (1, 3) AND run_at "
+                   "<= ?2",
+    [ST_EXPIRE_QUEUE] = "UPDATE jobs SET state = 7, finished_ms = ?2, result_expires_at = ?2 + "
+                        "?3, error = 'expired: not started before ' || "
+                        "strftime('%Y-%m-%dT%H:%M:%fZ', expires_at / 1000.0, 'unixepoch') "
+                        "WHERE queue = ?1 AND state IN (0, 1, 3) AND expires_at IS NOT NULL AND "
+                        "expires_at <= ?2 RETURNING " JOB_COLS,
+    [ST_LEASE] = "UPDATE jobs SET state = 2, worker = ?2, lease_until = ?3, attempts = "
+                 "attempts + 1, started_ms = ?4, progress = NULL, progress_msg = NULL WHERE seq "
+                 "IN (SELECT seq FROM jobs WHERE queue = ?1 AND state = 0 ORDER BY priority "
+                 "DESC, seq LIMIT ?5) RETURNING " JOB_COLS,
+    [ST_LEASE_ONE] = "UPDATE jobs SET state = 2, worker = ?2, lease_until = ?3, attempts = "
+                     "attempts + 1, started_ms = ?4, progress = NULL, progress_msg = NULL WHERE "
+                     "id = ?1 AND (state = 0 OR (state IN (1, 3) AND run_at <= ?4)) AND "
+                     "(expires_at IS NULL OR expires_at > ?4) RETURNING " JOB_COLS,
+    [ST_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
+    [ST_WORKER_UPSERT] = "INSERT INTO workers (id, host, pid, queues, started_ms, heartbeat_ms, "
+                         "stats) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO UPDATE "
+                         "SET heartbeat_ms = excluded.heartbeat_ms, stats = excluded.stats, "
+                         "queues = excluded.queues",
+    [ST_RENEW] = "UPDATE jobs SET lease_until = ?2 WHERE worker = ?1 AND state = 2",
+    [ST_PROGRESS] = "UPDATE jobs SET progress = ?3, progress_msg = ?4 WHERE id = ?1 AND worker "
+                    "= ?2 AND state = 2",
+    [ST_REVOKED_RUNNING] = "SELECT id FROM jobs WHERE worker = ?1 AND state = 2 AND "
+                           "revoke_requested = 1",
+    [ST_WORKER_DELETE] = "DELETE FROM workers WHERE id = ?1",
+    [ST_RELEASE_WORKER] = "UPDATE jobs SET state = 0, worker = NULL, lease_until = NULL, "
+                          "attempts = max(attempts - 1, 0) WHERE worker = ?1 AND state = 2",
+    [ST_NEXT_DUE] = "SELECT min(run_at) FROM jobs WHERE queue = ?1 AND state IN (1, 3)",
+    [ST_REVOKE_WAITING] = "UPDATE jobs SET state = 6, finished_ms = ?2, result_expires_at = ?2 "
+                          "+ ?3, error = 'revoked' WHERE id = ?1 AND state IN (0, 1, 3) "
+                          "RETURNING " JOB_COLS,
+    [ST_REVOKE_RUNNING] = "UPDATE jobs SET revoke_requested = 1 WHERE id = ?1 AND state = 2",
+    [ST_PURGE] = "DELETE FROM jobs WHERE queue = ?1 AND state IN (0, 1, 3)",
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS jobs ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  type TEXT NOT NULL,"
+    "  queue TEXT NOT NULL,"
+    "  state INTEGER NOT NULL,"
+    "  priority INTEGER NOT NULL,"
+    "  args TEXT NOT NULL,"
+    "  run_at INTEGER NOT NULL,"
+    "  expires_at INTEGER,"
+    "  max_retries INTEGER NOT NULL,"
+    "  retry_start INTEGER NOT NULL,"
+    "  retry_step INTEGER NOT NULL,"
+    "  retry_max INTEGER NOT NULL,"
+    "  retry_jitter INTEGER NOT NULL,"
+    "  soft_limit_ms INTEGER NOT NULL DEFAULT 0,"
+    "  unique_key TEXT,"
+    "  parent_id TEXT,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  crashes INTEGER NOT NULL DEFAULT 0,"
+    "  result TEXT,"
+    "  error TEXT,"
+    "  worker TEXT,"
+    "  lease_until INTEGER,"
+    "  revoke_requested INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL,"
+    "  started_ms INTEGER,"
+    "  finished_ms INTEGER,"
+    "  result_expires_at INTEGER,"
+    "  progress REAL,"
+    "  progress_msg TEXT);"
+    "CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(queue, priority DESC, seq) WHERE state = 0;"
+    "CREATE INDEX IF NOT EXISTS jobs_delayed ON jobs(queue, run_at) WHERE state IN (1, 3);"
+    "CREATE INDEX IF NOT EXISTS jobs_running ON jobs(worker) WHERE state = 2;"
+    "CREATE INDEX IF NOT EXISTS jobs_lease ON jobs(lease_until) WHERE state = 2;"
+    "CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs(expires_at) WHERE state IN (0, 1, 3) AND "
+    "  expires_at IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS jobs_result_ttl ON jobs(result_expires_at) WHERE "
+    "  result_expires_at IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS jobs_queue_seq ON jobs(queue, seq);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS jobs_unique ON jobs(unique_key) WHERE unique_key IS NOT "
+    "  NULL AND state IN (0, 1, 2, 3);"
+    "CREATE TABLE IF NOT EXISTS workers ("
+    "  id TEXT PRIMARY KEY,"
+    "  host TEXT NOT NULL,"
+    "  pid INTEGER NOT NULL,"
+    "  queues TEXT NOT NULL,"
+    "  started_ms INTEGER NOT NULL,"
+    "  heartbeat_ms INTEGER NOT NULL,"
+    "  stats TEXT);";
+
+/* ============================================================================================
+ * Helpers
+ * ========================================================================================== */
+
+static sq_broker *sq(broker *b)
+{
+    return (sq_broker *)b;
+}
+
+static int sq_error(sq_broker *s, int rc, const char *what, bp_error *err)
+{
+    int primary = rc & 0xff;
+    int code = BP_E_IO;
+    if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
+        code = BP_E_UNAVAILABLE;
+    } else if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) {
+        code = BP_E_CORRUPT;
+    } else if (primary == SQLITE_NOMEM) {
+        code = BP_E_NOMEM;
+    }
+    return bp_err(err, code, "broker %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+}
+
+static int exec_sql(sq_broker *s, const char *sql, bp_error *err)
+{
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? BP_OK : sq_error(s, rc, sql, err);
+}
+
+static sqlite3_stmt *stmt(sq_broker *s, enum sq_stmt which)
+{
+    sqlite3_stmt *st = s->st[which];
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return st;
+}
+
+static int begin(sq_broker *s, bp_error *err)
+{
+    return exec_sql(s, "BEGIN IMMEDIATE", err);
+}
+
+static int commit(sq_broker *s, bp_error *err)
+{
+    int rc = exec_sql(s, "COMMIT", err);
+    if (rc != BP_OK && !sqlite3_get_autocommit(s->db)) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return rc;
+}
+
+static void rollback(sq_broker *s)
+{
+    if (!sqlite3_get_autocommit(s->db)) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+}
+
+/* Short transactions deserve short waits: back off from 20 us to 2 ms instead of SQLite's
+ * default millisecond steps, until SQ_BUSY_TIMEOUT_MS has passed. */
+static int busy_handler(void *ud, int count)
+{
+    static const long steps_us[] = {20, 50, 100, 200, 500, 1000, 2000};
+    const int n_steps = (int)BP_ARRAY_LEN(steps_us);
+    /* The first steps add up to under 4 ms; every later one is 2 ms. */
+    long waited_ms = count <= n_steps ? 4 : 4 + (long)(count - n_steps) * 2;
+    struct timespec ts = {0, (count < n_steps ? steps_us[count] : 2000) * 1000L};
+    (void)ud;
+    if (waited_ms > SQ_BUSY_TIMEOUT_MS) {
+        return 0;
+    }
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
+static void bind_text(sqlite3_stmt *st, int idx, const char *v)
+{
+    if (v) {
+        sqlite3_bind_text(st, idx, v, -1, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(st, idx);
+    }
+}
+
+static void bind_ms(sqlite3_stmt *st, int idx, int64_t v)
+{
+    if (v > 0) {
+        sqlite3_bind_int64(st, idx, v);
+    } else {
+        sqlite3_bind_null(st, idx);
+    }
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+/* Build a job from a row selected with JOB_COLS. */
+static job *row_to_job(sqlite3_stmt *st)
+{
+    job *j = job_new();
+    if (!j) {
+        return NULL;
+    }
+    free(j->args);
+    util_strlcpy(j->id, (const char *)sqlite3_column_text(st, 1), sizeof j->id);
+    j->type = col_dup(st, 2);
+    j->queue = col_dup(st, 3);
+    j->state = (job_state)sqlite3_column_int(st, 4);
+    j->priority = sqlite3_column_int(st, 5);
+    j->args = col_dup(st, 6);
+    j->eta_ms = sqlite3_column_int64(st, 7);
+    j->expires_ms = sqlite3_column_int64(st, 8);
+    j->max_retries = sqlite3_column_int(st, 9);
+    j->retry.interval_start_ms = sqlite3_column_int64(st, 10);
+    j->retry.interval_step_ms = sqlite3_column_int64(st, 11);
+    j->retry.interval_max_ms = sqlite3_column_int64(st, 12);
+    j->retry.jitter = sqlite3_column_int(st, 13) != 0;
+    j->soft_time_limit_ms = sqlite3_column_int64(st, 14);
+    j->unique_key = col_dup(st, 15);
+    j->parent_id = col_dup(st, 16);
+    j->attempts = sqlite3_column_int(st, 17);
+    j->crashes = sqlite3_column_int(st, 18);
+    j->result = col_dup(st, 19);
+    j->error = col_dup(st, 20);
+    j->worker = col_dup(st, 21);
+    j->lease_until_ms = sqlite3_column_int64(st, 22);
+    j->created_ms = sqlite3_column_int64(st, 23);
+    j->started_ms = sqlite3_column_int64(st, 24);
+    j->finished_ms = sqlite3_column_int64(st, 25);
+    j->progress = sqlite3_column_type(st, 26) == SQLITE_NULL ? -1.0 : sqlite3_column_double(st, 26);
+    j->progress_msg = col_dup(st, 27);
+    if (!j->type || !j->queue || !j->args) {
+        job_free(j);
+        return NULL;
+    }
+    /* run_at holds the creation time for jobs that had no eta: report eta only when it was a
+     * real delay. */
+    if (j->eta_ms <= j->created_ms) {
+        j->eta_ms = 0;
+    }
+    return j;
+}
+
+/* A growable list of jobs that reached a final state inside a transaction: handed to the
+ * on_final hook after commit (never inside the transaction, so the hook cannot slow it). */
+typedef struct job_list {
+    job **items;
+    size_t n, cap;
+} job_list;
+
+static int job_list_push(job_list *l, job *j)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        job **items = realloc(l->items, cap * sizeof *items);
+        if (!items) {
+            return BP_E_NOMEM;
+        }
+        l->items = items;
+        l->cap = cap;
+    }
+    l->items[l->n++] = j;
+    return BP_OK;
+}
+
+static void job_list_free(job_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        job_free(l->items[i]);
+    }
+    free(l->items);
+    l->items = NULL;
+    l->n = l->cap = 0;
+}
+
+/* Collect every row a RETURNING statement yields. */
+static int collect_rows(sq_broker *s, sqlite3_stmt *st, job_list *out, const char *what,
+                        bp_error *err)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        job *j = row_to_job(st);
+        if (!j || job_list_push(out, j) != BP_OK) {
+            job_free(j);
+            sqlite3_reset(st);
+            return bp_err(err, BP_E_NOMEM, "out of memory");
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        return sq_error(s, rc, what, err);
+    }
+    return BP_OK;
+}
+
+static void emit_final(sq_broker *s, job_list *finals)
+{
+    if (s->base.opts.on_final) {
+        for (size_t i = 0; i < finals->n; i++) {
+            s->base.opts.on_final(s->base.opts.on_final_ud, finals->items[i]);
+        }
+    }
+}
+
+/* ============================================================================================
+ * Enqueue
+ * ========================================================================================== */
+
+static int sq_enqueue(broker *b, job **jobs, size_t n, int *out_status, bp_error *err)
+{
+    sq_broker *s = sq(b);
+    int rc;
+    bool any = false;
+    pthread_mutex_lock(&s->lock);
+    rc = begin(s, err);
+    for (size_t i = 0; rc == BP_OK && i < n; i++) {
+        job *j = jobs[i];
+        sqlite3_stmt *st = stmt(s, ST_INSERT);
+        int step;
+        sqlite3_bind_text(st, 1, j->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, j->type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, j->queue, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 4, j->state == JOB_SCHEDULED ? JOB_SCHEDULED : JOB_PENDING);
+        sqlite3_bind_int(st, 5, j->priority);
+        sqlite3_bind_text(st, 6, j->args, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 7, j->eta_ms > 0 ? j->eta_ms : j->created_ms);
+        bind_ms(st, 8, j->expires_ms);
+        sqlite3_bind_int(st, 9, j->max_retries);
+        sqlite3_bind_int64(st, 10, j->retry.interval_start_ms);
+        sqlite3_bind_int64(st, 11, j->retry.interval_step_ms);
+        sqlite3_bind_int64(st, 12, j->retry.interval_max_ms);
+        sqlite3_bind_int(st, 13, j->retry.jitter ? 1 : 0);
+        sqlite3_bind_int64(st, 14, j->soft_time_limit_ms);
+        bind_text(st, 15, j->unique_key);
+        bind_text(st, 16, j->parent_id);
+        sqlite3_bind_int64(st, 17, j->created_ms);
+        step = sqlite3_step(st);
+        if (step != SQLITE_DONE) {
+            rc = sq_error(s, step, "enqueue", err);
+            break;
+        }
+        if (sqlite3_changes(s->db) == 1) {
+            out_status[i] = BP_OK;
+            any = true;
+            continue;
+        }
+        /* ON CONFLICT DO NOTHING swallowed it: the id exists or the unique key is held. */
+        out_status[i] = BP_E_EXISTS;
+        st = stmt(s, ST_FIND_HOLDER);
+        sqlite3_bind_text(st, 1, j->id, -1, SQLITE_STATIC);
+        bind_text(st, 2, j->unique_key);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            util_strlcpy(j->id, (const char *)sqlite3_column_text(st, 0), sizeof j->id);
+        }
+        sqlite3_reset(st);
+    }
+    if (rc == BP_OK) {
+        rc = commit(s, err);
+    } else {
+        rollback(s);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (rc == BP_OK && any) {
+        wake_send(s->sender, WAKE_KIND_WORK, 'E');
+    }
+    return rc;
+}
+
+/* ============================================================================================
+ * Exchange: ack, promote, expire, lease - one transaction
+ * ========================================================================================== */
+
+static int ack_one(sq_broker *s, const char *worker_id, const broker_ack *a, job_list *finals,
+                   bp_error *err)
+{
+    sqlite3_stmt *st;
+    int step;
+    switch (a->state) {
+    case JOB_RETRY:
+        st = stmt(s, ST_ACK_RETRY);
+        sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+        bind_text(st, 2, a->error);
+        sqlite3_bind_int64(st, 3, a->retry_at_ms);
+        sqlite3_bind_text(st, 4, worker_id, -1, SQLITE_STATIC);
+        break;
+    case JOB_PENDING:
+        st = stmt(s, ST_ACK_GIVEBACK);
+        sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, worker_id, -1, SQLITE_STATIC);
+        break;
+    case JOB_SUCCESS:
+    case JOB_FAILURE:
+    case JOB_REVOKED:
+        st = stmt(s, ST_ACK_FINAL);
+        sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, (int)a->state);
+        bind_text(st, 3, a->result);
+        bind_text(st, 4, a->error);
+        sqlite3_bind_int64(st, 5, a->finished_ms);
+        sqlite3_bind_int64(st, 6, s->base.opts.result_ttl_ms);
+        sqlite3_bind_text(st, 7, worker_id, -1, SQLITE_STATIC);
+        {
+            size_t before = finals->n;
+            int rc = collect_rows(s, st, finals, "ack", err);
+            if (rc != BP_OK) {
+                return rc;
+            }
+            if (finals->n == before) {
+                log_warn("broker",
+                         "ack of job %s ignored: its lease was lost (it was "
+                         "reclaimed and will run again)",
+                         a->id);
+            }
+        }
+        return BP_OK;
+    default:
+        return bp_err(err, BP_E_INVAL, "ack of job %s with state %s", a->id,
+                      job_state_name(a->state));
+    }
+    step = sqlite3_step(st);
+    if (step != SQLITE_DONE) {
+        return sq_error(s, step, "ack", err);
+    }
+    if (sqlite3_changes(s->db) == 0) {
+        log_warn("broker", "ack of job %s ignored: its lease was lost", a->id);
+    }
+    return BP_OK;
+}
+
+static int sq_exchange(broker *b, const char *worker_id, const broker_ack *acks, size_t n_acks,
+                       const broker_want *wants, size_t n_wants, job ***out_jobs, size_t *out_n,
+                       bp_error *err)
+{
+    sq_broker *s = sq(b);
+    job_list finals = {0}, leased = {0};
+    int64_t now = util_now_ms();
+    int rc;
+    *out_jobs = NULL;
+    *out_n = 0;
+
+    pthread_mutex_lock(&s->lock);
+    rc = begin(s, err);
+    for (size_t i = 0; rc == BP_OK && i < n_acks; i++) {
+        rc = ack_one(s, worker_id, &acks[i], &finals, err);
+    }
+    for (size_t w = 0; rc == BP_OK && w < n_wants; w++) {
+        sqlite3_stmt *st;
+        int step;
+        if (wants[w].n <= 0) {
+            continue;
+        }
+        /* Due delayed jobs become PENDING first, so they compete by priority like the rest. */
+        st = stmt(s, ST_PROMOTE);
+        sqlite3_bind_text(st, 1, wants[w].queue, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now);
+        step = sqlite3_step(st);
+        if (step != SQLITE_DONE) {
+            rc = sq_error(s, step, "promote", err);
+            break;
+        }
+        /* A job that missed its expires never runs: mark it before leasing. */
+        st = stmt(s, ST_EXPIRE_QUEUE);
+        sqlite3_bind_text(st, 1, wants[w].queue, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now);
+        sqlite3_bind_int64(st, 3, s->base.opts.result_ttl_ms);
+        rc = collect_rows(s, st, &finals, "expire", err);
+        if (rc != BP_OK) {
+            break;
+        }
+        st = stmt(s, ST_LEASE);
+        sqlite3_bind_text(st, 1, wants[w].queue, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, worker_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, now + s->base.opts.lease_ms);
+        sqlite3_bind_int64(st, 4, now);
+        sqlite3_bind_int(st, 5, wants[w].n);
+        rc = collect_rows(s, st, &leased, "lease", err);
+    }
+    if (rc == BP_OK) {
+        rc = commit(s, err);
+    } else {
+        rollback(s);
+    }
+    pthread_mutex_unlock(&s->lock);
+
+    if (rc != BP_OK) {
+        job_list_free(&finals);
+        job_list_free(&leased);
+        return rc;
+    }
+    if (finals.n > 0) {
+        wake_send(s->sender, WAKE_KIND_DONE, 'F');
+        emit_final(s, &finals);
+    }
+    job_list_free(&finals);
+    *out_jobs = leased.items;
+    *out_n = leased.n;
+    return BP_OK;
+}
+
+static int sq_lease_one(broker *b, const char *worker_id, const char *id, job **out, bp_error *err)
+{
+    sq_broker *s = sq(b);
+    job_list got = {0};
+    int64_t now = util_now_ms();
+    sqlite3_stmt *st;
+    int rc;
+    *out = NULL;
+    pthread_mutex_lock(&s->lock);
+    rc = begin(s, err);
+    if (rc == BP_OK) {
+        st = stmt(s, ST_LEASE_ONE);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, worker_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, now + s->base.opts.lease_ms);
+        sqlite3_bind_int64(st, 4, now);
+        rc = collect_rows(s, st, &got, "lease", err);
+    }
+    if (rc == BP_OK) {
+        rc = commit(s, err);
+    } else {
+        rollback(s);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (rc != BP_OK) {
+        job_list_free(&got);
+        return rc;
+    }
+    if (got.n == 0) {
+        job *cur = NULL;
+        free(got.items);
+        if (b->ops->get(b, id, &cur, NULL) != BP_OK) {
+            return bp_err(err, BP_E_NOTFOUND, "no job %s", id);
+        }
+        rc = bp_err(err, BP_E_STATE, "job %s is %s, not runnable now", id,
+                    job_state_name(cur->state));
+        job_free(cur);
+        return rc;
+    }
+    *out = got.items[0];
+    free(got.items);
+    return BP_OK;
+}
+
+/* ============================================================================================
+ * Heartbeat, worker registry, reaper
+ * ========================================================================================== */
+
+static int sq_heartbeat(broker *b, const broker_worker_info *w, const json_t *stats,
+                        const json_t *progress, json_t **out_revoked, bp_error *err)
+{
+    sq_broker *s = sq(b);
+    int64_t now = util_now_ms();
+    char *queues = json_dumps(w->queues ? w->queues : json_object(), JSON_COMPACT);
+    char *stats_text = stats ? json_dumps(stats, JSON_COMPACT) : NULL;
+    json_t *revoked = json_array();
+    sqlite3_stmt *st;
+    int rc, step;
+    *out_revoked = NULL;
+    if (!queues || !revoked) {
+        free(queues);
+        free(stats_text);
+        json_decref(revoked);
+        return bp_err(err, BP_E_NOMEM, "out of memory");
+    }
+    pthread_mutex_lock(&s->lock);
+    rc = begin(s, err);
+    if (rc == BP_OK) {
+        st = stmt(s, ST_WORKER_UPSERT);
+        sqlite3_bind_text(st, 1, w->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, w->host, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, w->pid);
+        sqlite3_bind_text(st, 4, queues, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, w->started_ms);
+        sqlite3_bind_int64(st, 6, now);
+        bind_text(st, 7, stats_text);
+        step = sqlite3_step(st);
+        if (step != SQLITE_DONE) {
+            rc = sq_error(s, step, "worker heartbeat", err);
+        }
+    }
+    if (rc == BP_OK) {
+        st = stmt(s, ST_RENEW);
+        sqlite3_bind_text(st, 1, w->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now + s->base.opts.lease_ms);
+        step = sqlite3_step(st);
+        if (step != SQLITE_DONE) {
+            rc = sq_error(s, step, "renew leases", err);
+        }
+    }
+    if (rc == BP_OK && progress) {
+        const char *id;
+        json_t *v;
+        json_object_foreach((json_t *)(uintptr_t)progress, id, v)
+        {
+            st = stmt(s, ST_PROGRESS);
+            sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, w->id, -1, SQLITE_STATIC);
+            sqlite3_bind_double(st, 3, json_number_value(json_array_get(v, 0)));
+            bind_text(st, 4, json_string_value(json_array_get(v, 1)));
+            step = sqlite3_step(st);
+            if (step != SQLITE_DONE) {
+                rc = sq_error(s, step, "store progress", err);
+                break;
+            }
+        }
+    }
+    if (rc == BP_OK) {
+        st = stmt(s, ST_REVOKED_RUNNING);
+        sqlite3_bind_text(st, 1, w->id, -1, SQLITE_STATIC);
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            json_array_append_new(revoked, json_string((const char *)sqlite3_column_text(st, 0)));
+        }
+        if (step != SQLITE_DONE) {
+            rc = sq_error(s, step, "read revokes", err);
+        }
+    }
+    if (rc == BP_OK) {
+        rc = commit(s, err);
+    } else {
+        rollback(s);
+    }
+    pthread_mutex_unlock(&s->lock);
+    free(queues);
+    free(stats_text);
+    if (rc != BP_OK) {
+        json_decref(revoked);
+        return rc;
+    }
+    *out_revoked = revoked;
+    return BP_OK;
+}
+
+static int sq_worker_stop(broker *b, const char *worker_id, bp_error *err)
+{
+    sq_broker *s = sq(b);
+    sqlite3_stmt *st;
+    int rc, step;
+    pthread_mutex_lock(&s->lock);
+    rc = begin(s, err);
+    if (rc == BP_OK) {
+        st = stmt(s, ST_RELEASE_WORKER);
+        sqlite3_bind_text(st, 1, worker_id, -1, SQLITE_STATIC);
+        step = sqlite3_step(st);
+        if (step != SQLITE_DONE) {
+            rc = sq_error(s, step, "release leases", err);
+        }
+    }
+    if (rc == BP_OK) {
+        st = stmt(s, ST_WORKER_DELETE);
+        sqlite3_bind_text(st, 1, worker_id, -1, SQLITE_STATIC);
+        step = sqlite3_step(st);
+        if (step != SQLITE_DONE) {
+            rc = sq_error(s, step, "unregister worker", err);
+        }
+    }
+    if (rc == BP_OK) {
+        rc = commit(s, err);
+    } else {
+        rollback(s);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (rc == BP_OK) {
+        wake_send(s->sender, WAKE_KIND_WORK, 'E');
+    }
+    return rc;
+}
+
+static bool pid_alive(int pid)
+{
+    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+/* Reclaim every STARTED job that `select_sql` (bound with ?1: text or integer) lists as
+ * (id, crashes, worker): a crash is counted; past max_crashes the job is DEAD, otherwise it goes
+ * back to PENDING. The ids are collected before any update so the scan never sees its own
+ * changes. */
+static int reclaim(sq_broker *s, const char *select_sql, const char *bind1, int64_t bind_i,
+                   const char *why, job_list *finals, int64_t *out_requeued, int64_t *out_dead,
+                   bp_error *err)
+{
+    sqlite3_stmt *sel = NULL, *upd = NULL;
+    int64_t now = util_now_ms();
+    int rc = BP_OK, step;
+    job_list victims = {0};
+
+    step = sqlite3_prepare_v2(s->db, select_sql, -1, &sel, NULL);
+    if (step != SQLITE_OK) {
+        return sq_error(s, step, "reap select", err);
+    }
+    if (bind1) {
+        sqlite3_bind_text(sel, 1, bind1, -1, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_int64(sel, 1, bind_i);
+    }
+    while ((step = sqlite3_step(sel)) == SQLITE_ROW) {
+        job *v = job_new();
+        if (!v || job_list_push(&victims, v) != BP_OK) {
+            job_free(v);
+            rc = bp_err(err, BP_E_NOMEM, "out of memory");
+            break;
+        }
+        util_strlcpy(v->id, (const char *)sqlite3_column_text(sel, 0), sizeof v->id);
+        v->crashes = sqlite3_column_int(sel, 1) + 1;
+        v->worker = col_dup(sel, 2);
+    }
+    if (rc == BP_OK && step != SQLITE_DONE) {
+        rc = sq_error(s, step, "reap scan", err);
+    }
+    sqlite3_finalize(sel);
+    if (rc != BP_OK || victims.n == 0) {
+        job_list_free(&victims);
+        return rc;
+    }
+    step = sqlite3_prepare_v2(
+        s->db,
+        "UPDATE jobs SET crashes = crashes + 1, worker = CASE WHEN crashes + 1 >= ?2 THEN worker "
+        "ELSE NULL END, lease_until = NULL, state = CASE WHEN crashes + 1 >= ?2 THEN 8 ELSE 0 "
+        "END, finished_ms = CASE WHEN crashes + 1 >= ?2 THEN ?3 ELSE NULL END, "
+        "result_expires_at = CASE WHEN crashes + 1 >= ?2 THEN ?3 + ?4 ELSE NULL END, error = "
+        "?5 WHERE id = ?1 AND state = 2 RETURNING " JOB_COLS,
+        -1, &upd, NULL);
+    if (step != SQLITE_OK) {
+        job_list_free(&victims);
+        return sq_error(s, step, "reap update", err);
+    }
+    for (size_t i = 0; rc == BP_OK && i < victims.n; i++) {
+        const job *v = victims.items[i];
+        const char *worker = v->worker ? v->worker : "?";
+        char *error_text =
+            v->crashes >= s->base.opts.max_crashes
+                ? util_asprintf("dead: its worker died %d times while running it (last: %s, %s)",
+                                v->crashes, worker, why)
+                : util_asprintf("requeued after worker %s was lost (%s)", worker, why);
+        sqlite3_reset(upd);
+        sqlite3_bind_text(upd, 1, v->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(upd, 2, s->base.opts.max_crashes);
+        sqlite3_bind_int64(upd, 3, now);
+        sqlite3_bind_int64(upd, 4, s->base.opts.result_ttl_ms);
+        bind_text(upd, 5, error_text);
+        step = sqlite3_step(upd);
+        if (step == SQLITE_ROW) {
+            job *j = row_to_job(upd);
+            if (j && j->state == JOB_DEAD) {
+                (*out_dead)++;
+                log_error("broker", "job %s (%s) is DEAD after %d crashes of its worker", j->id,
+                          j->type, j->crashes);
+                if (job_list_push(finals, j) != BP_OK) {
+                    job_free(j);
+                }
+            } else {
+                (*out_requeued)++;
+                log_warn("broker", "job %s requeued: worker %s lost (%s)", v->id, worker, why);
+                job_free(j);
+            }
+            while (sqlite3_step(upd) == SQLITE_ROW) {
+            }
+        } else if (step != SQLITE_DONE) {
+            rc = sq_error(s, step, "reap", err);
+        }
+        free(error_text);
+    }
+    sqlite3_finalize(upd);
+    job_list_free(&victims);
+    return rc;
+}
+
+static int sq_reap(broker *b, broker_reap_report *out, bp_error *err)
+{
+    sq_broker *s = sq(b);
+    job_list finals = {0};
+    int64_t now = util_now_ms();
+    sqlite3_stmt *st = NULL;
+    int rc, step;
+    broker_reap_report rep = {0};
+
+    pthread_mutex_lock(&s->lock);
+    rc = begin(s, err);
+
+    /* 1. Workers that are gone: same host and the pid no longer exists, or silent too long. */
+    if (rc == BP_OK) {
+        char **lost = NULL;
+        size_t n_lost = 0;
+        step = sqlite3_prepare_v2(s->db, "SELECT id, host, pid, heartbeat_ms FROM workers", -1, &st,
+                                  NULL);
+        if (step != SQLITE_OK) {
+            rc = sq_error(s, step, "read workers", err);
+        }
+        while (rc == BP_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *host = (const char *)sqlite3_column_text(st, 1);
+            int pid = sqlite3_column_int(st, 2);
+            int64_t hb = sqlite3_column_int64(st, 3);
+            bool same_host = host && strcmp(host, s->hostname) == 0;
+            if ((same_host && !pid_alive(pid)) || hb < now - s->base.opts.worker_timeout_ms) {
+                char **nl = realloc(lost, (n_lost + 1) * sizeof *nl);
+                if (nl) {
+                    lost = nl;
+                    lost[n_lost++] = strdup((const char *)sqlite3_column_text(st, 0));
+                }
+            }
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        for (size_t i = 0; rc == BP_OK && i < n_lost; i++) {
+            if (!lost[i]) {
+                continue;
+            }
+            rc = reclaim(s, "SELECT id, crashes, worker FROM jobs WHERE worker = ?1 AND state = 2",
+                         lost[i], 0, "the worker process is gone", &finals, &rep.requeued,
+                         &rep.dead, err);
+            if (rc == BP_OK) {
+                sqlite3_stmt *del = stmt(s, ST_WORKER_DELETE);
+                sqlite3_bind_text(del, 1, lost[i], -1, SQLITE_STATIC);
+                sqlite3_step(del);
+                sqlite3_reset(del);
+                rep.workers_lost++;
+                log_warn("broker", "worker %s is offline; its jobs were reclaimed", lost[i]);
+            }
+        }
+        for (size_t i = 0; i < n_lost; i++) {
+            free(lost[i]);
+        }
+        free(lost);
+    }
+    /* 2. Leases that ran out although their worker still looks alive (hung, or a worker
+     * without a registry row). */
+    if (rc == BP_OK) {
+        rc = reclaim(s,
+                     "SELECT id, crashes, worker FROM jobs WHERE state = 2 AND lease_until < ?1 "
+                     "LIMIT 1000",
+                     NULL, now, "its lease expired", &finals, &rep.requeued, &rep.dead, err);
+    }
+    /* 3. Waiting jobs past their expires, on every queue. */
+    if (rc == BP_OK) {
+        step = sqlite3_prepare_v2(
+            s->db,
+            "UPDATE jobs SET state = 7, finished_ms = ?1, result_expires_at = ?1 + ?2, error = "
+            "'expired: not started before ' || strftime('%Y-%m-%dT%H:%M:%fZ', expires_at / "
+            "1000.0, 'unixepoch') WHERE seq IN (SELECT seq FROM jobs WHERE state IN (0, 1, 3) AND "
+            "expires_at IS NOT NULL AND expires_at <= ?1 LIMIT 1000) RETURNING " JOB_COLS,
+            -1, &st, NULL);
+        if (step != SQLITE_OK) {
+            rc = sq_error(s, step, "expire", err);
+        } else {
+            size_t before = finals.n;
+            sqlite3_bind_int64(st, 1, now);
+            sqlite3_bind_int64(st, 2, s->base.opts.result_ttl_ms);
+            rc = collect_rows(s, st, &finals, "expire", err);
+            rep.expired = (int64_t)(finals.n - before);
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    /* 4. Finished records past the result TTL. */
+    if (rc == BP_OK) {
+        step = sqlite3_prepare_v2(s->db,
+                                  "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE "
+                                  "result_expires_at IS NOT NULL AND result_expires_at < ?1 "
+                                  "LIMIT 5000)",
+                                  -1, &st, NULL);
+        if (step != SQLITE_OK) {
+            rc = sq_error(s, step, "purge results", err);
+        } else {
+            sqlite3_bind_int64(st, 1, now);
+            step = sqlite3_step(st);
+            if (step != SQLITE_DONE) {
+                rc = sq_error(s, step, "purge results", err);
+            } else {
+                rep.results_purged = sqlite3_changes(s->db);
+            }
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (rc == BP_OK) {
+        rc = commit(s, err);
+    } else {
+        rollback(s);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (rc == BP_OK) {
+        if (rep.requeued > 0) {
+            wake_send(s->sender, WAKE_KIND_WORK, 'E');
+        }
+        if (finals.n > 0) {
+            wake_send(s->sender, WAKE_KIND_DONE, 'F');
+            emit_final(s, &finals);
+        }
+        if (out) {
+            *out = rep;
+        }
+    }
+    job_list_free(&finals);
+    return rc;
+}
+
+/* ============================================================================================
+ * Queries and control
+ * ========================================================================================== */
+
+static int sq_next_due(broker *b, const char *const *queues, size_t n_queues, int64_t *out_ms,
+                       bp_error *err)
+{
+    sq_broker *s = sq(b);
+    int64_t best = INT64_MAX;
+    int rc = BP_OK;
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < n_queues; i++) {
+        sqlite3_stmt *st = stmt(s, ST_NEXT_DUE);
+        int step;
+        sqlite3_bind_text(st, 1, queues[i], -1, SQLITE_STATIC);
+        step = sqlite3_step(st);
+        if (step == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+            int64_t v = sqlite3_column_int64(st, 0);
+            if (v < best) {
+                best = v;
+            }
+        } else if (step != SQLITE_ROW && step != SQLITE_DONE) {
+            rc = sq_error(s, step, "next due", err);
+            break;
+        }
+        sqlite3_reset(st);
+    }
+    pthread_mutex_unlock(&s->lock);
+    *out_ms = best;
+    return rc;
+}
+
+static int sq_get(broker *b, const char *id, job **out, bp_error *err)
+{
+    sq_broker *s = sq(b);
+    sqlite3_stmt *st;
+    int step, rc = BP_OK;
+    *out = NULL;
+    pthread_mutex_lock(&s->lock);
+    st = stmt(s, ST_GET);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        *out = row_to_job(st);
+        if (!*out) {
+            rc = bp_err(err, BP_E_NOMEM, "out of memory");
+        }
+    } else if (step == SQLITE_DONE) {
+        rc = bp_err(err, BP_E_NOTFOUND, "no job %s", id);
+    } else {
+        rc = sq_error(s, step, "get job", err);
+    }
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int sq_revoke(broker *b, const char *id, job_state *out_state, bp_error *err)
+{
+    sq_broker *s = sq(b);
+    job_list finals = {0};
+    sqlite3_stmt *st;
+    int rc, step;
+    bool running = false;
+    pthread_mutex_lock(&s->lock);
+    rc = begin(s, err);
+    if (rc == BP_OK) {
+        st = stmt(s, ST_REVOKE_WAITING);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, util_now_ms());
+        sqlite3_bind_int64(st, 3, s->base.opts.result_ttl_ms);
+        rc = collect_rows(s, st, &finals, "revoke", err);
+    }
+    if (rc == BP_OK && finals.n == 0) {
+        st = stmt(s, ST_REVOKE_RUNNING);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        step = sqlite3_step(st);
+        if (step != SQLITE_DONE) {
+            rc = sq_error(s, step, "revoke", err);
+        } else {
+            running = sqlite3_changes(s->db) > 0;
+        }
+    }
+    if (rc == BP_OK) {
+        rc = commit(s, err);
+    } else {
+        rollback(s);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (rc != BP_OK) {
+        job_list_free(&finals);
+        return rc;
+    }
+    if (finals.n > 0) {
+        *out_state = JOB_REVOKED;
+        wake_send(s->sender, WAKE_KIND_DONE, 'F');
+        emit_final(s, &finals);
+        job_list_free(&finals);
+        return BP_OK;
+    }
+    if (running) {
+        /* The holder learns it at its next heartbeat; wake it so that is now. */
+        *out_state = JOB_STARTED;
+        wake_send(s->sender, WAKE_KIND_WORK, 'R');
+        return BP_OK;
+    }
+    {
+        job *cur = NULL;
+        if (sq_get(b, id, &cur, NULL) != BP_OK) {
+            return bp_err(err, BP_E_NOTFOUND, "no job %s", id);
+        }
+        *out_state = cur->state;
+        rc = bp_err(err, BP_E_STATE, "job %s already finished (%s); nothing to revoke", id,
+                    job_state_name(cur->state));
+        job_free(cur);
+        return rc;
+    }
+}
+
+static int sq_purge(broker *b, const char *queue, int64_t *out_removed, bp_error *err)
+{
+    sq_broker *s = sq(b);
+    sqlite3_stmt *st;
+    int step, rc = BP_OK;
+    pthread_mutex_lock(&s->lock);
+    st = stmt(s, ST_PURGE);
+    sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
+    step = sqlite3_step(st);
+    if (step != SQLITE_DONE) {
+        rc = sq_error(s, step, "purge", err);
+    } else {
+        *out_removed = sqlite3_changes(s->db);
+    }
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static const char *const stat_names[JOB_STATE_COUNT] = {
+    [JOB_PENDING] = "waiting", [JOB_SCHEDULED] = "delayed", [JOB_STARTED] = "running",
+    [JOB_RETRY] = "retry",     [JOB_SUCCESS] = "succeeded", [JOB_FAILURE] = "failed",
+    [JOB_REVOKED] = "revoked", [JOB_EXPIRED] = "expired",   [JOB_DEAD] = "dead",
+};
+
+static json_t *empty_queue_stats(void)
+{
+    json_t *o = json_object();
+    for (int i = 0; i < JOB_STATE_COUNT; i++) {
+        json_object_set_new(o, stat_names[i], json_integer(0));
+    }
+    return o;
+}
+
+static int sq_stats(broker *b, json_t **out, bp_error *err)
+{
+    sq_broker *s = sq(b);
+    sqlite3_stmt *st = NULL;
+    json_t *queues = json_object(), *workers = json_array();
+    int step, rc = BP_OK;
+    *out = NULL;
+    pthread_mutex_lock(&s->lock);
+    step = sqlite3_prepare_v2(
+        s->db, "SELECT queue, state, count(*) FROM jobs GROUP BY queue, state", -1, &st, NULL);
+    if (step != SQLITE_OK) {
+        rc = sq_error(s, step, "stats", err);
+    }
+    while (rc == BP_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *q = (const char *)sqlite3_column_text(st, 0);
+        int state = sqlite3_column_int(st, 1);
+        json_t *qo = json_object_get(queues, q);
+        if (!qo) {
+            qo = empty_queue_stats();
+            json_object_set_new(queues, q, qo);
+        }
+        if (state >= 0 && state < JOB_STATE_COUNT) {
+            json_object_set_new(qo, stat_names[state], json_integer(sqlite3_column_int64(st, 2)));
+        }
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc == BP_OK) {
+        step = sqlite3_prepare_v2(s->db,
+                                  "SELECT id, host, pid, queues, started_ms, heartbeat_ms, stats "
+                                  "FROM workers ORDER BY started_ms",
+                                  -1, &st, NULL);
+        if (step != SQLITE_OK) {
+            rc = sq_error(s, step, "stats", err);
+        }
+        while (rc == BP_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+            char started[40], hb[40];
+            const char *stats_text = (const char *)sqlite3_column_text(st, 6);
+            json_t *wq = json_loads((const char *)sqlite3_column_text(st, 3), 0, NULL);
+            json_t *ws = stats_text ? json_loads(stats_text, 0, NULL) : NULL;
+            util_format_iso8601(sqlite3_column_int64(st, 4), started, sizeof started);
+            util_format_iso8601(sqlite3_column_int64(st, 5), hb, sizeof hb);
+            json_array_append_new(
+                workers, json_pack("{s:s, s:s, s:i, s:o, s:s, s:s, s:I, s:o}", "id",
+                                   (const char *)sqlite3_column_text(st, 0), "host",
+                                   (const char *)sqlite3_column_text(st, 1), "pid",
+                                   sqlite3_column_int(st, 2), "queues", wq ? wq : json_object(),
+                                   "started", started, "heartbeat", hb, "heartbeat_age_ms",
+                                   (json_int_t)(util_now_ms() - sqlite3_column_int64(st, 5)),
+                                   "stats", ws ? ws : json_object()));
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (rc != BP_OK) {
+        json_decref(queues);
+        json_decref(workers);
+        return rc;
+    }
+    *out = json_pack("{s:s, s:o, s:o}", "broker", "sqlite", "queues", queues, "workers", workers);
+    return *out ? BP_OK : bp_err(err, BP_E_NOMEM, "out of memory");
+}
+
+static int sq_list(broker *b, const broker_filter *f, json_t **out, bp_error *err)
+{
+    static const char sql[] = "SELECT " JOB_COLS " FROM jobs WHERE (?1 IS NULL OR queue = ?1) "
+                              "AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR type = ?3) "
+                              "ORDER BY seq DESC LIMIT ?4";
+    sq_broker *s = sq(b);
+    sqlite3_stmt *st = NULL;
+    json_t *arr = json_array();
+    int step, rc = BP_OK;
+    *out = NULL;
+    pthread_mutex_lock(&s->lock);
+    step = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (step != SQLITE_OK) {
+        rc = sq_error(s, step, "list", err);
+    } else {
+        bind_text(st, 1, f ? f->queue : NULL);
+        if (f && f->state >= 0) {
+            sqlite3_bind_int(st, 2, f->state);
+        }
+        bind_text(st, 3, f ? f->type : NULL);
+        sqlite3_bind_int(st, 4, f && f->limit > 0 ? f->limit : 100);
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            job *j = row_to_job(st);
+            if (j) {
+                json_array_append_new(arr, job_to_json(j));
+                job_free(j);
+            }
+        }
+        if (step != SQLITE_DONE) {
+            rc = sq_error(s, step, "list", err);
+        }
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->lock);
+    if (rc != BP_OK) {
+        json_decref(arr);
+        return rc;
+    }
+    *out = arr;
+    return BP_OK;
+}
+
+/* ============================================================================================
+ * Wake-ups, lifecycle
+ * ========================================================================================== */
+
+static int sq_subscribe(broker *b, int kinds, bp_error *err)
+{
+    sq_broker *s = sq(b);
+    if (s->listener) {
+        return bp_err(err, BP_E_STATE, "already subscribed");
+    }
+    /* One listener per process role: a daemon listens for work, a waiting client for done. */
+    return wake_listen(s->run_dir, (kinds & BROKER_WAKE_WORK) ? WAKE_KIND_WORK : WAKE_KIND_DONE,
+                       &s->listener, err);
+}
+
+static int sq_wake_fd(broker *b)
+{
+    sq_broker *s = sq(b);
+    return s->listener ? wake_listener_fd(s->listener) : -1;
+}
+
+static int sq_drain_wake(broker *b)
+{
+    sq_broker *s = sq(b);
+    unsigned bits;
+    int out = 0;
+    if (!s->listener) {
+        return 0;
+    }
+    bits = wake_drain(s->listener);
+    if (bits & WAKE_BIT('E')) {
+        out |= BROKER_WAKE_WORK;
+    }
+    if (bits & WAKE_BIT('R')) {
+        out |= BROKER_WAKE_REVOKE | BROKER_WAKE_WORK;
+    }
+    if (bits & WAKE_BIT('F')) {
+        out |= BROKER_WAKE_DONE;
+    }
+    return out;
+}
+
+static void sq_destroy(broker *b)
+{
+    sq_broker *s = sq(b);
+    if (!s) {
+        return;
+    }
+    for (int i = 0; i < ST_COUNT; i++) {
+        sqlite3_finalize(s->st[i]);
+    }
+    sqlite3_close(s->db);
+    wake_listener_close(s->listener);
+    wake_sender_close(s->sender);
+    pthread_mutex_destroy(&s->lock);
+    free(s->path);
+    free(s->run_dir);
+    free(s);
+}
+
+static const broker_ops sq_ops = {
+    .name = "sqlite",
+    .enqueue = sq_enqueue,
+    .exchange = sq_exchange,
+    .lease_one = sq_lease_one,
+    .heartbeat = sq_heartbeat,
+    .worker_stop = sq_worker_stop,
+    .reap = sq_reap,
+    .next_due = sq_next_due,
+    .get = sq_get,
+    .revoke = sq_revoke,
+    .purge = sq_purge,
+    .stats = sq_stats,
+    .list = sq_list,
+    .subscribe = sq_subscribe,
+    .wake_fd = sq_wake_fd,
+    .drain_wake = sq_drain_wake,
+    .destroy = sq_destroy,
+};
+
+int broker_sqlite_open(const char *path, const char *data_dir, const broker_options *opts,
+                       broker **out, bp_error *err)
+{
+    sq_broker *s;
+    int rc, step;
+    int64_t version = 0;
+    sqlite3_stmt *st = NULL;
+    char mode[16] = "";
+
+    *out = NULL;
+    s = calloc(1, sizeof *s);
+    if (!s) {
+        return bp_err(err, BP_E_NOMEM, "out of memory");
+    }
+    s->base.ops = &sq_ops;
+    s->base.opts = *opts;
+    pthread_mutex_init(&s->lock, NULL);
+    s->path = strdup(path);
+    s->run_dir = util_asprintf("%s/run", data_dir);
+    if (!s->path || !s->run_dir) {
+        rc = bp_err(err, BP_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (gethostname(s->hostname, sizeof s->hostname) != 0) {
+        util_strlcpy(s->hostname, "localhost", sizeof s->hostname);
+    }
+    s->hostname[sizeof s->hostname - 1] = '\0';
+    step = sqlite3_open_v2(path, &s->db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (step != SQLITE_OK) {
+        rc = sq_error(s, step, "open", err);
+        goto fail;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_handler(s->db, busy_handler, s);
+    /* Reading user_version reads the header: a file that is not a database is refused here,
+     * before WAL mode or the schema could write anything into it. */
+    step = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
+    if (step == SQLITE_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        version = sqlite3_column_int64(st, 0);
+        step = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (step != SQLITE_OK) {
+        rc = sq_error(s, step, "not a usable broker database (left untouched)", err);
+        goto fail;
+    }
+    if (version > SQ_SCHEMA_VERSION) {
+        rc = bp_err(err, BP_E_STATE,
+                    "broker %s has schema version %lld, newer than this betpipe (%d): upgrade "
+                    "betpipe",
+                    path, (long long)version, SQ_SCHEMA_VERSION);
+        goto fail;
+    }
+    step = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+    if (step == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        util_strlcpy(mode, (const char *)sqlite3_column_text(st, 0), sizeof mode);
+    }
+    sqlite3_finalize(st);
+    if (strcmp(mode, "wal") != 0) {
+        rc = bp_err(err, BP_E_IO, "broker %s: cannot switch to WAL mode: %s", path,
+                    sqlite3_errmsg(s->db));
+        goto fail;
+    }
+    rc = exec_sql(s, "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;", err);
+    if (rc == BP_OK && version < SQ_SCHEMA_VERSION) {
+        rc = begin(s, err);
+        if (rc == BP_OK) {
+            rc = exec_sql(s, schema_sql, err);
+        }
+        if (rc == BP_OK) {
+            rc = exec_sql(s, "PRAGMA user_version=1", err);
+        }
+        if (rc == BP_OK) {
+            rc = commit(s, err);
+        } else {
+            rollback(s);
+        }
+    }
+    if (rc != BP_OK) {
+        goto fail;
+    }
+    for (int i = 0; i < ST_COUNT; i++) {
+        step =
+            sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
+        if (step != SQLITE_OK) {
+            rc = sq_error(s, step, "prepare", err);
+            goto fail;
+        }
+    }
+    rc = wake_sender_open(s->run_dir, &s->sender, err);
+    if (rc != BP_OK) {
+        goto fail;
+    }
+    *out = &s->base;
+    return BP_OK;
+fail:
+    sq_destroy(&s->base);
+    return rc;
+}

@@ -1,0 +1,47 @@
+/*
+ * cli_util.h - shared helpers for the CLI commands: argument parsing, output, exit codes.
+ */
+#ifndef BP_CORE_CLI_UTIL_H
+#define BP_CORE_CLI_UTIL_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "betpipe/status.h"
+#include "config.h"
+
+/* One option a command accepts. */
+typedef struct cli_opt {
+    const char *name; /* long name without dashes: "countdown" */
+    bool has_arg;
+    const char *help; /* "DUR  run no earlier than now + DUR" */
+} cli_opt;
+
+/* The parsed command line of one command. */
+typedef struct cli_args {
+    const char *command; /* "run" */
+    const char *sub;     /* "check" for `plugins check`, or NULL */
+    const char *positional[16];
+    int n_positional;
+    const char *values[64]; /* values[i] for opts[i]; "" for a flag that is set */
+    const cli_opt *opts;
+    int n_opts;
+    config_overrides ov; /* global options */
+    bool json;
+    bool help;
+} cli_args;
+
+/* The value of option `name`, or NULL when not given. */
+const char *cli_opt_value(const cli_args *a, const char *name);
+bool cli_flag(const cli_args *a, const char *name);
+
+/* Map a status to the documented exit code. */
+int cli_exit_code(int status);
+/* Print "betpipe <command>: <msg>" to stderr and return the exit code for `status`. */
+int cli_fail(const cli_args *a, int status, const char *msg);
+/* Print JSON (indented) to stdout and a newline. Steals nothing. */
+void cli_print_json(const json_t *v);
+
+#endif

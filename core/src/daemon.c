@@ -1,0 +1,276 @@
+/*
+ * daemon.c - the daemon's life: open the instance, start the pools, wait for signals.
+ *
+ * Signals are blocked in every thread and taken synchronously by the main thread with
+ * sigwait(), so no handler ever runs inside library code:
+ *   SIGTERM, SIGINT  graceful stop: no new jobs, running ones get the grace period, the rest
+ *                    stay queued; a second signal skips the rest of the grace period.
+ *   SIGHUP           reload the config file: queue concurrency and log level change live.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.h"
+#include "exec.h"
+#include "log.h"
+#include "pool.h"
+#include "util.h"
+
+/* Parse "q1=4,q2=1" into the queue table. */
+static int apply_concurrency(config_queue *qs, size_t n, const char *spec, bp_error *err)
+{
+    char *copy = strdup(spec), *save = NULL;
+    int rc = BP_OK;
+    if (!copy) {
+        return bp_err(err, BP_E_NOMEM, "out of memory");
+    }
+    for (char *item = strtok_r(copy, ",", &save); item && rc == BP_OK;
+         item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '=');
+        int64_t v;
+        bool found = false;
+        if (!eq) {
+            rc = bp_err(err, BP_E_INVAL, "--concurrency: '%s' is not QUEUE=N", item);
+            break;
+        }
+        *eq = '\0';
+        rc = util_parse_int64(eq + 1, 0, 256, "--concurrency", &v, err);
+        for (size_t i = 0; rc == BP_OK && i < n; i++) {
+            if (strcmp(qs[i].name, item) == 0) {
+                qs[i].concurrency = (int)v;
+                found = true;
+            }
+        }
+        if (rc == BP_OK && !found) {
+            rc = bp_err(err, BP_E_INVAL, "--concurrency: unknown queue '%s'", item);
+        }
+    }
+    free(copy);
+    return rc;
+}
+
+/* The queues this daemon serves, with their concurrency: config, then --queues, then
+ * --concurrency. */
+static int select_queues(const config *cfg, const daemon_options *o, config_queue **out,
+                         size_t *out_n, bp_error *err)
+{
+    config_queue *qs = calloc(cfg->n_queues, sizeof *qs);
+    size_t n = 0;
+    int rc = BP_OK;
+    if (!qs) {
+        return bp_err(err, BP_E_NOMEM, "out of memory");
+    }
+    if (o->queues && *o->queues) {
+        char *copy = strdup(o->queues), *save = NULL;
+        for (char *q = strtok_r(copy, ",", &save); q && rc == BP_OK;
+             q = strtok_r(NULL, ",", &save)) {
+            const config_queue *cq = config_find_queue(cfg, q);
+            if (!cq) {
+                rc = bp_err(err, BP_E_INVAL, "--queues: unknown queue '%s' (known: %s)", q,
+                            config_queue_names(cfg));
+            } else {
+                qs[n++] = *cq;
+            }
+        }
+        free(copy);
+    } else {
+        memcpy(qs, cfg->queues, cfg->n_queues * sizeof *qs);
+        n = cfg->n_queues;
+    }
+    if (rc == BP_OK && o->concurrency) {
+        rc = apply_concurrency(qs, n, o->concurrency, err);
+    }
+    if (rc != BP_OK) {
+        free(qs);
+        return rc;
+    }
+    *out = qs;
+    *out_n = n;
+    return BP_OK;
+}
+
+static void reload(app *a, const daemon_options *o, config **retired, size_t *n_retired)
+{
+    config *fresh = NULL;
+    config_queue *qs = NULL;
+    size_t n = 0;
+    bp_error err = {0};
+    if (config_load(&o->ov, &fresh, &err) != BP_OK) {
+        log_error("daemon", "SIGHUP: config not reloaded, keeping the running one: %s", err.msg);
+        return;
+    }
+    if (select_queues(fresh, o, &qs, &n, &err) != BP_OK) {
+        log_error("daemon", "SIGHUP: config not reloaded: %s", err.msg);
+        config_free(fresh);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (pool_set_concurrency(a->pool, qs[i].name, qs[i].concurrency, &err) != BP_OK) {
+            log_warn("daemon", "SIGHUP: %s", err.msg);
+        }
+    }
+    free(qs);
+    log_set_level(fresh->log_level);
+    /* Other threads may still read the old config: keep it alive until exit. */
+    retired[(*n_retired)++] = a->cfg;
+    a->cfg = fresh;
+    log_info("daemon", "configuration reloaded from %s", fresh->path ? fresh->path : "defaults");
+}
+
+typedef struct hurry_watch {
+    pool *pool;
+    sigset_t set;
+    atomic_bool done;
+} hurry_watch;
+
+/* While the pool drains, a second SIGTERM/SIGINT ends the grace period at once. */
+static void *hurry_main(void *arg)
+{
+    hurry_watch *w = arg;
+    struct timespec tick = {0, 100 * 1000000L};
+    while (!atomic_load(&w->done)) {
+        int sig = sigtimedwait(&w->set, NULL, &tick);
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_warn("daemon", "second stop signal: cancelling running jobs now");
+            pool_hurry(w->pool);
+        }
+    }
+    return NULL;
+}
+
+int daemon_main(const daemon_options *o)
+{
+    app *a = NULL;
+    bp_error err = {0};
+    sigset_t set;
+    config_queue *qs = NULL;
+    pool_queue_spec *specs = NULL;
+    size_t n = 0;
+    config *retired[64];
+    size_t n_retired = 0;
+    int rc, exit_code = 0;
+
+    /* Block the signals before any thread exists so every thread inherits the mask. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    {
+        struct sigaction ign = {.sa_handler = SIG_IGN};
+        sigaction(SIGPIPE, &ign, NULL);
+    }
+
+    rc = app_open(&o->ov, APP_ALL | APP_ASYNC_HISTORY, &a, &err);
+    if (rc != BP_OK) {
+        fprintf(stderr, "betpipe daemon: %s\n", err.msg);
+        return rc == BP_E_CONFIG ? 3 : 4;
+    }
+    rc = select_queues(a->cfg, o, &qs, &n, &err);
+    if (rc != BP_OK) {
+        fprintf(stderr, "betpipe daemon: %s\n", err.msg);
+        app_close(a);
+        return 2;
+    }
+    specs = calloc(n, sizeof *specs);
+    for (size_t i = 0; i < n; i++) {
+        specs[i] = (pool_queue_spec){qs[i].name, qs[i].concurrency};
+    }
+    {
+        pool_config pc = {.queues = specs,
+                          .n_queues = n,
+                          .run = exec_run,
+                          .run_ud = a,
+                          .worker_id = a->worker_id,
+                          .hostname = a->hostname};
+        rc = pool_start(a->broker, &pc, &a->pool, &err);
+    }
+    if (rc != BP_OK) {
+        fprintf(stderr, "betpipe daemon: cannot start the worker pools: %s\n", err.msg);
+        free(specs);
+        free(qs);
+        app_close(a);
+        return 4;
+    }
+    {
+        char line[1024] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < n; i++) {
+            int k = snprintf(line + used, sizeof line - used, "%s%s=%d", i ? " " : "", qs[i].name,
+                             qs[i].concurrency);
+            used += k > 0 && (size_t)k < sizeof line - used ? (size_t)k : 0;
+        }
+        log_info("daemon", "ready worker=%s broker=%s data_dir=%s queues: %s", a->worker_id,
+                 a->broker->ops->name, a->cfg->data_dir, line);
+    }
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0) {
+            continue;
+        }
+        if (sig == SIGHUP) {
+            if (n_retired < BP_ARRAY_LEN(retired)) {
+                reload(a, o, retired, &n_retired);
+            } else {
+                log_warn("daemon", "SIGHUP ignored: too many reloads, restart the daemon");
+            }
+            continue;
+        }
+        break;
+    }
+
+    {
+        int64_t grace = o->grace_ms >= 0 ? o->grace_ms : a->cfg->shutdown_grace_ms;
+        int left;
+        log_info("daemon",
+                 "stopping: no new jobs; running jobs have %lld ms to finish "
+                 "(send the signal again to stop sooner)",
+                 (long long)grace);
+        hurry_watch watch = {.pool = a->pool, .set = set};
+        pthread_t watcher;
+        bool watching;
+        atomic_init(&watch.done, false);
+        watching = pthread_create(&watcher, NULL, hurry_main, &watch) == 0;
+        left = pool_stop(a->pool, grace, 5000);
+        atomic_store(&watch.done, true);
+        if (watching) {
+            pthread_join(watcher, NULL);
+        }
+        if (left > 0) {
+            /* Threads are stuck in plugin code that ignores cancellation: release the leases
+             * so the jobs run again elsewhere, keep the history, and leave without unloading
+             * plugins from under those threads. */
+            log_warn("daemon",
+                     "%d job(s) did not stop; their leases are released so they run "
+                     "again on the next worker",
+                     left);
+            a->broker->ops->worker_stop(a->broker, a->worker_id, NULL);
+            history_flush(a->history);
+            return 1;
+        }
+    }
+    if (a->broker->ops->worker_stop(a->broker, a->worker_id, &err) != BP_OK) {
+        log_warn("daemon", "could not unregister: %s", err.msg);
+    }
+    pool_destroy(a->pool);
+    a->pool = NULL;
+    history_flush(a->history);
+    log_info("daemon", "stopped worker=%s", a->worker_id);
+    free(specs);
+    free(qs);
+    app_close(a);
+    for (size_t i = 0; i < n_retired; i++) {
+        config_free(retired[i]);
+    }
+    return exit_code;
+}

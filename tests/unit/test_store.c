@@ -1,0 +1,168 @@
+/*
+ * test_store.c - store open/migrate, refusal of foreign files, backup + verify, optimize,
+ * job history.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "store.h"
+#include "support.h"
+#include "util.h"
+
+static char *tmp;
+static char db_path[512];
+
+static void setup(void)
+{
+    tmp = bpt_tmpdir("store");
+    snprintf(db_path, sizeof db_path, "%s/betpipe.db", tmp);
+}
+
+static void teardown(void)
+{
+    bpt_rm_rf(tmp);
+    free(tmp);
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+Test(store, migrates_new_file)
+{
+    store *s = NULL;
+    bp_error err = {0};
+    cr_assert_eq(store_open(db_path, &s, &err), BP_OK, "%s", err.msg);
+    cr_assert_eq(store_schema_version(s), store_migrations[store_migrations_count - 1].version);
+    store_close(s);
+    /* reopening is a no-op */
+    cr_assert_eq(store_open(db_path, &s, &err), BP_OK, "%s", err.msg);
+    store_close(s);
+}
+
+Test(store, refuses_foreign_file_untouched)
+{
+    store *s = NULL;
+    bp_error err = {0};
+    FILE *f = fopen(db_path, "wb");
+    for (int i = 0; i < 100; i++) {
+        fputs("Div,Date,HomeTeam,AwayTeam\n", f);
+    }
+    fclose(f);
+    char *before = bpt_slurp(db_path);
+    cr_assert_neq(store_open(db_path, &s, &err), BP_OK);
+    cr_assert(strstr(err.msg, "not a usable betpipe database"), "%s", err.msg);
+    char *after = bpt_slurp(db_path);
+    cr_assert_str_eq(before, after);
+    free(before);
+    free(after);
+}
+
+Test(store, refuses_newer_schema)
+{
+    store *s = NULL;
+    bp_error err = {0};
+    sqlite3 *db;
+    cr_assert_eq(store_open(db_path, &s, &err), BP_OK);
+    store_close(s);
+    sqlite3_open(db_path, &db);
+    sqlite3_exec(db, "PRAGMA user_version=999", NULL, NULL, NULL);
+    sqlite3_close(db);
+    cr_assert_eq(store_open(db_path, &s, &err), BP_E_STATE);
+    cr_assert(strstr(err.msg, "newer than this betpipe"), "%s", err.msg);
+}
+
+static job *finished_job(const char *type, job_state st)
+{
+    job *j = job_new();
+    util_uuid7(j->id);
+    job_set_str(&j->type, type);
+    job_set_str(&j->queue, "maintenance_queue");
+    j->state = st;
+    j->attempts = 1;
+    j->started_ms = j->created_ms + 1;
+    j->finished_ms = j->created_ms + 2;
+    return j;
+}
+
+Test(store, history_record_list_get_prune)
+{
+    store *s = NULL;
+    bp_error err = {0};
+    job *jobs[3] = {finished_job("maint.backup_db", JOB_SUCCESS),
+                    finished_job("maint.backup_db", JOB_FAILURE),
+                    finished_job("sys.noop", JOB_SUCCESS)};
+    json_t *list = NULL;
+    job *got = NULL;
+    int64_t deleted = 0;
+    cr_assert_eq(store_open(db_path, &s, &err), BP_OK);
+    cr_assert_eq(store_history_record(s, jobs, 3, &err), BP_OK, "%s", err.msg);
+    /* idempotent: recording again updates, never duplicates */
+    job_set_str(&jobs[1]->error, "disk full");
+    cr_assert_eq(store_history_record(s, jobs, 3, &err), BP_OK, "%s", err.msg);
+    cr_assert_eq(store_history_list(s, NULL, "maint.backup_db", -1, 10, &list, &err), BP_OK);
+    cr_assert_eq(json_array_size(list), 2);
+    json_decref(list);
+    cr_assert_eq(store_history_list(s, NULL, NULL, JOB_FAILURE, 10, &list, &err), BP_OK);
+    cr_assert_eq(json_array_size(list), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "error")),
+                     "disk full");
+    json_decref(list);
+    cr_assert_eq(store_history_get(s, jobs[2]->id, &got, &err), BP_OK);
+    cr_assert_str_eq(got->type, "sys.noop");
+    job_free(got);
+    cr_assert_eq(store_history_get(s, "nope", &got, &err), BP_E_NOTFOUND);
+    cr_assert_eq(store_history_prune(s, util_now_ms() + 1000, &deleted, &err), BP_OK);
+    cr_assert_eq(deleted, 3);
+    for (int i = 0; i < 3; i++) {
+        job_free(jobs[i]);
+    }
+    store_close(s);
+}
+
+Test(store, backup_verify_optimize)
+{
+    store *s = NULL;
+    bp_error err = {0};
+    char dest[600];
+    json_t *rep = NULL;
+    job *many[500];
+    cr_assert_eq(store_open(db_path, &s, &err), BP_OK);
+    for (int i = 0; i < 500; i++) {
+        many[i] = finished_job("sys.noop", JOB_SUCCESS);
+    }
+    cr_assert_eq(store_history_record(s, many, 500, &err), BP_OK);
+    snprintf(dest, sizeof dest, "%s/backup.db", tmp);
+    cr_assert_eq(store_backup(s, dest, &err), BP_OK, "%s", err.msg);
+    cr_assert_eq(store_verify_file(dest, &err), BP_OK, "%s", err.msg);
+    cr_assert_eq(store_backup(s, dest, &err), BP_E_EXISTS, "never overwrite a backup");
+    /* the copy holds the rows */
+    store *copy = NULL;
+    json_t *list = NULL;
+    cr_assert_eq(store_open(dest, &copy, &err), BP_OK, "%s", err.msg);
+    cr_assert_eq(store_history_list(copy, NULL, NULL, -1, 1000, &list, &err), BP_OK);
+    cr_assert_eq(json_array_size(list), 500);
+    json_decref(list);
+    store_close(copy);
+    int64_t deleted;
+    store_history_prune(s, util_now_ms() + 1000, &deleted, &err);
+    cr_assert_eq(store_optimize(s, &rep, &err), BP_OK, "%s", err.msg);
+    cr_assert(json_integer_value(json_object_get(rep, "bytes_after")) > 0);
+    cr_assert(json_integer_value(json_object_get(rep, "freelist_pages_after")) <=
+              json_integer_value(json_object_get(rep, "freelist_pages_before")));
+    json_decref(rep);
+    for (int i = 0; i < 500; i++) {
+        job_free(many[i]);
+    }
+    store_close(s);
+
+    /* a damaged copy fails verification */
+    FILE *f = fopen(dest, "r+b");
+    fseek(f, 4096 + 100, SEEK_SET);
+    for (int i = 0; i < 2000; i++) {
+        fputc(0xA5, f);
+    }
+    fclose(f);
+    cr_assert_neq(store_verify_file(dest, &err), BP_OK);
+}
