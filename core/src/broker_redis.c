@@ -62,7 +62,7 @@
  *
  * ---------------------------------------------------------------------------------------------
  * Scripts (each is one atomic step; all of them take KEYS[1] = P:{q}:pending for routing and
- * ARGV = prefix "P:{q}:", now, result_ttl, channel, ...)
+ * ARGV = prefix "P:{q}:", now, result_ttl, channel, "return final records" ('1'/'0'), ...)
  *
  *   enqueue    n jobs: refuse a taken id or a held unique key (returning the holder), SET the
  *              unique key, HSET the record, ZADD pending (or scheduled when eta > now) and
@@ -150,10 +150,12 @@ static const char lua_common[] =
     "local NOW = tonumber(ARGV[2])\n"
     "local TTL = tonumber(ARGV[3])\n"
     "local CHAN = ARGV[4]\n"
+    "local WANT_FINAL = ARGV[5] == '1'\n"
     "local SPAN = 4398046511104\n"
     "local WAITSET = {PENDING = 'pending', SCHEDULED = 'scheduled', RETRY = 'retry'}\n"
     "local FINAL = {SUCCESS = true, FAILURE = true, REVOKED = true, EXPIRED = true, DEAD = true}\n"
     "local ANNOUNCE = {}\n"
+    "local FINALS = {}\n"
     "local function jk(id) return P .. 'j:' .. id end\n"
     "local function wake() redis.call('ZADD', P .. 'marker', 0, 'w') end\n"
     /* Many members in few commands: t is a flat argument list, sent `step` at a time. */
@@ -181,8 +183,10 @@ static const char lua_common[] =
     "  redis.call('ZADD', P .. 'pending', sc, id)\n"
     "end\n"
     /* A final state: record (with the extra fields in `more`), index, expire the record later, free
-       the unique key, announce. */
-    "local function finish(id, state, fin, uk, more)\n"
+       the unique key, announce, and - when the caller asked for them and does not know the job
+       itself (`known`) - return the record: {id, spec, state, attempts, crashes, worker, started,
+       finished, result, error}. */
+    "local function finish(id, state, fin, uk, more, known)\n"
     "  local k = jk(id)\n"
     "  local f = {'st', state, 'fin', fin}\n"
     "  if more then\n"
@@ -196,6 +200,11 @@ static const char lua_common[] =
     "  end\n"
     "  if TTL > 0 then redis.call('PEXPIRE', k, TTL) end\n"
     "  ANNOUNCE[#ANNOUNCE + 1] = id .. ' ' .. state\n"
+    "  if WANT_FINAL and not known then\n"
+    "    local h = redis.call('HMGET', k, 'd', 'att', 'cr', 'w', 'sa', 'res', 'err')\n"
+    "    FINALS[#FINALS + 1] = {id, h[1] or '', state, h[2] or '0', h[3] or '0', h[4] or '',\n"
+    "                           h[5] or '0', fin, h[6] or '', h[7] or ''}\n"
+    "  end\n"
     "end\n"
     /* STARTED for worker w; h = HMGET st exp uk att d cr. With `act`/`wl` tables the lease-set
        updates are batched by the caller. Returns {id, spec, attempts, crashes}: the worker knows
@@ -246,16 +255,16 @@ static const char lua_common[] =
     "  return n\n"
     "end\n";
 
-/* ARGV 5: n, then 9 values per job (see the first comment). Returns per job "" (stored) or the
+/* ARGV 6: n, then 9 values per job (see the first comment). Returns per job "" (stored) or the
  * id of the job that holds its id or unique key. */
 static const char lua_enqueue[] =
     /* Per job: id, unique key, eta, expires, priority, created, attempts, crashes, spec. */
-    "local n = tonumber(ARGV[5])\n"
+    "local n = tonumber(ARGV[6])\n"
     "local out = {}\n"
     "local all, pend, sched, exps = {}, {}, {}, {}\n"
     "local seq = redis.call('INCRBY', P .. 'seq', n) - n\n"
     "for j = 1, n do\n"
-    "  local i = 6 + (j - 1) * 9\n"
+    "  local i = 7 + (j - 1) * 9\n"
     "  local id, uk = ARGV[i], ARGV[i + 1]\n"
     "  local eta, exp, prio = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])\n"
     "  local ct, att, cr, d = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]\n"
@@ -322,30 +331,35 @@ static const char lua_enqueue[] =
     "if #all > 0 then wake() end\n"
     "return out\n";
 
-/* ARGV 5: worker, lease ms, want, poke ('1'/'0'), n acks, then per ack: id, state, result,
- * error, retry_at, finished. Returns the leased jobs as {id, spec, attempts, crashes}. */
+/* ARGV 6: worker, lease ms, want, poke, n acks, then 7 values per ack. Returns {leased records
+ * {id, spec, attempts, crashes}, final records, ids of acks finished as asked}. */
 static const char lua_exchange[] =
-    "local W, LEASE, WANT, POKE = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]\n"
-    "local nacks = tonumber(ARGV[9])\n"
+    /* ARGV 6: worker, lease ms, want, poke, n acks; then 7 per ack: id, state, result, error,
+       retry_at, finished, known ('1': the caller holds the job and builds its final record). */
+    "local W, LEASE, WANT, POKE = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]\n"
+    "local nacks = tonumber(ARGV[10])\n"
     "local wl = P .. 'wl:' .. W\n"
-    "local a = 10\n"
+    "local a = 11\n"
     "local poke_marker = false\n"
     "local gone = {}\n"
+    "local acked = {}\n"
     "for x = 1, nacks do\n"
     "  local id, st, res, err = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]\n"
-    "  local rat, fin = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])\n"
-    "  a = a + 6\n"
+    "  local rat, fin, known = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6] == '1'\n"
+    "  a = a + 7\n"
     "  if fin <= 0 then fin = NOW end\n"
     "  local k = jk(id)\n"
-    "  local h = redis.call('HMGET', k, 'st', 'w', 'uk', 'rv', 'exp')\n"
+    "  local h = redis.call('HMGET', k, 'st', 'w', 'uk', 'rv', 'exp', 'att', 'prio')\n"
     /* Only the holder of the lease may finish the job: an ack for a lease that was reclaimed (and
        maybe given to another worker) is dropped, and the job runs again - at least once. */
     "  if h[1] == 'STARTED' and h[2] == W then\n"
+    "    local asked = st\n"
     "    gone[#gone + 1] = id\n"
     "    if h[4] then\n"
+    /* Revoked while it ran: whatever the worker says, it does not run again. */
     "      redis.call('SREM', P .. 'rvk', id)\n"
     "      redis.call('HDEL', k, 'rv')\n"
-    "      if st == 'RETRY' then\n"
+    "      if st == 'RETRY' or st == 'PENDING' then\n"
     "        st = 'REVOKED'\n"
     "        err = 'revoked while running'\n"
     "      end\n"
@@ -353,6 +367,14 @@ static const char lua_exchange[] =
     "    if st == 'RETRY' then\n"
     "      redis.call('HSET', k, 'st', 'RETRY', 'err', err, 'eta', rat)\n"
     "      redis.call('ZADD', P .. 'retry', rat, id)\n"
+    "      local exp = tonumber(h[5] or '0') or 0\n"
+    "      if exp > 0 then redis.call('ZADD', P .. 'expires', exp, id) end\n"
+    "      poke_marker = true\n"
+    "    elseif st == 'PENDING' then\n"
+    /* Handed back untouched (a graceful stop interrupted it): this attempt does not count. */
+    "      local att = (tonumber(h[6] or '1') or 1) - 1\n"
+    "      redis.call('HSET', k, 'att', att > 0 and att or 0)\n"
+    "      to_pending(id, tonumber(h[7]) or 5, true)\n"
     "      local exp = tonumber(h[5] or '0') or 0\n"
     "      if exp > 0 then redis.call('ZADD', P .. 'expires', exp, id) end\n"
     "      poke_marker = true\n"
@@ -369,7 +391,9 @@ static const char lua_exchange[] =
     "          more[#more + 1] = err\n"
     "        end\n"
     "      end\n"
-    "      finish(id, st, fin, h[3], more)\n"
+    "      local mine = known and st == asked\n"
+    "      finish(id, st, fin, h[3], more, mine)\n"
+    "      if mine and WANT_FINAL then acked[#acked + 1] = id end\n"
     "    end\n"
     "  end\n"
     "end\n"
@@ -406,11 +430,12 @@ static const char lua_exchange[] =
     "if poke_marker or redis.call('EXISTS', P .. 'pending') == 1 then wake() end\n"
     "if #out < WANT and POKE == '1' then redis.call('ZADD', P .. 'wn:' .. W, 0, 'p') end\n"
     "announce()\n"
-    "return out\n";
+    "return {out, FINALS, acked}\n";
 
-/* ARGV 5: worker, lease ms, n progress entries, then per entry: id, fraction, message. */
+/* ARGV 6: worker, lease ms, n progress entries, then per entry: id, fraction, message. Returns
+ * the worker's revoked running ids. */
 static const char lua_heartbeat[] =
-    "local W, LEASE = ARGV[5], tonumber(ARGV[6])\n"
+    "local W, LEASE = ARGV[6], tonumber(ARGV[7])\n"
     "local wl = P .. 'wl:' .. W\n"
     "local dl = NOW + LEASE\n"
     "local args = {}\n"
@@ -423,48 +448,53 @@ static const char lua_heartbeat[] =
     "    redis.call('ZADD', P .. 'active', 'XX', unpack(args, i, math.min(i + 1999, #args)))\n"
     "  end\n"
     "end\n"
-    "local np = tonumber(ARGV[7])\n"
+    "local np = tonumber(ARGV[8])\n"
     "for x = 0, np - 1 do\n"
-    "  local id = ARGV[8 + 3 * x]\n"
+    "  local id = ARGV[9 + 3 * x]\n"
     "  if redis.call('SISMEMBER', wl, id) == 1 then\n"
-    "    redis.call('HSET', jk(id), 'pr', ARGV[9 + 3 * x], 'pm', ARGV[10 + 3 * x])\n"
+    "    redis.call('HSET', jk(id), 'pr', ARGV[10 + 3 * x], 'pm', ARGV[11 + 3 * x])\n"
     "  end\n"
     "end\n"
     "return redis.call('SINTER', wl, P .. 'rvk')\n";
 
-/* ARGV 5: max crashes, limit, n dead workers, then their ids.
- * Returns {requeued, dead, expired, purged, promoted}. */
+/* ARGV 6: max crashes, limit, n dead workers, then their ids.
+ * Returns {requeued, dead, expired, purged, promoted, leases lost, final records}. */
 static const char lua_reap[] =
-    "local MAXC, LIMIT = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "local MAXC, LIMIT = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
     "local requeued, dead, purged = 0, 0, 0\n"
-    "local function reclaim(id)\n"
+    /* why: 'lease expired' or 'worker offline'. */
+    "local function reclaim(id, why)\n"
     "  local k = jk(id)\n"
     "  redis.call('ZREM', P .. 'active', id)\n"
     "  local h = redis.call('HMGET', k, 'st', 'w', 'rv', 'uk', 'prio')\n"
     "  if h[2] then redis.call('SREM', P .. 'wl:' .. h[2], id) end\n"
     "  if h[1] ~= 'STARTED' then return end\n"
     "  local cr = redis.call('HINCRBY', k, 'cr', 1)\n"
+    "  local who = h[2] or '?'\n"
     "  if h[3] then\n"
     "    redis.call('SREM', P .. 'rvk', id)\n"
     "    redis.call('HDEL', k, 'rv')\n"
     "    finish(id, 'REVOKED', NOW, h[4], {'err', 'revoked while running; its worker was lost'})\n"
     "  elseif cr >= MAXC then\n"
-    "    finish(id, 'DEAD', NOW, h[4], {'err', 'its worker was lost ' .. cr .. ' times while "
-    "running it'})\n"
+    "    finish(id, 'DEAD', NOW, h[4], {'err', 'dead: its worker died ' .. cr ..\n"
+    "           ' times while running it (last: ' .. who .. ', ' .. why .. ')'})\n"
     "    dead = dead + 1\n"
     "  else\n"
+    "    redis.call('HSET', k, 'err', 'requeued after worker ' .. who .. ' was lost (' .. why .. "
+    "')')\n"
     "    to_pending(id, tonumber(h[5]) or 5, true)\n"
     "    requeued = requeued + 1\n"
     "  end\n"
     "end\n"
-    "local nd = tonumber(ARGV[7])\n"
+    "local nd = tonumber(ARGV[8])\n"
     "for x = 1, nd do\n"
-    "  local w = ARGV[7 + x]\n"
-    "  for _, id in ipairs(redis.call('SMEMBERS', P .. 'wl:' .. w)) do reclaim(id) end\n"
+    "  local w = ARGV[8 + x]\n"
+    "  for _, id in ipairs(redis.call('SMEMBERS', P .. 'wl:' .. w)) do reclaim(id, 'worker "
+    "offline') end\n"
     "  redis.call('DEL', P .. 'wl:' .. w, P .. 'wn:' .. w)\n"
     "end\n"
     "local lost = redis.call('ZRANGEBYSCORE', P .. 'active', '-inf', NOW, 'LIMIT', 0, LIMIT)\n"
-    "for _, id in ipairs(lost) do reclaim(id) end\n"
+    "for _, id in ipairs(lost) do reclaim(id, 'lease expired') end\n"
     "local promoted = promote('scheduled', LIMIT) + promote('retry', LIMIT)\n"
     "local expired = expire_due(LIMIT)\n"
     "local cutoff = NOW - TTL\n"
@@ -482,16 +512,16 @@ static const char lua_reap[] =
     /* Work that is waiting gets a marker: a backstop for anything that slipped past a wake-up. */
     "if redis.call('EXISTS', P .. 'pending') == 1 then wake() end\n"
     "announce()\n"
-    "return {requeued, dead, expired, purged, promoted, #lost}\n";
+    "return {requeued, dead, expired, purged, promoted, #lost, FINALS}\n";
 
-/* ARGV 5: worker. Its leases go back to pending without a crash. Returns how many. */
+/* ARGV 6: worker. Its leases go back to pending without a crash. Returns {how many, finals}. */
 static const char lua_release[] =
-    "local W = ARGV[5]\n"
+    "local W = ARGV[6]\n"
     "local wl = P .. 'wl:' .. W\n"
     "local n = 0\n"
     "for _, id in ipairs(redis.call('SMEMBERS', wl)) do\n"
     "  local k = jk(id)\n"
-    "  local h = redis.call('HMGET', k, 'st', 'w', 'rv', 'uk', 'prio')\n"
+    "  local h = redis.call('HMGET', k, 'st', 'w', 'rv', 'uk', 'prio', 'att')\n"
     "  if h[1] == 'STARTED' and h[2] == W then\n"
     "    redis.call('ZREM', P .. 'active', id)\n"
     "    if h[3] then\n"
@@ -499,6 +529,9 @@ static const char lua_release[] =
     "      redis.call('HDEL', k, 'rv')\n"
     "      finish(id, 'REVOKED', NOW, h[4], {'err', 'revoked while running'})\n"
     "    else\n"
+    /* An interrupted run does not use up an attempt. */
+    "      local att = (tonumber(h[6] or '1') or 1) - 1\n"
+    "      redis.call('HSET', k, 'att', att > 0 and att or 0)\n"
     "      to_pending(id, tonumber(h[5]) or 5, true)\n"
     "      n = n + 1\n"
     "    end\n"
@@ -507,56 +540,57 @@ static const char lua_release[] =
     "redis.call('DEL', wl, P .. 'wn:' .. W)\n"
     "if n > 0 then wake() end\n"
     "announce()\n"
-    "return n\n";
+    "return {n, FINALS}\n";
 
-/* ARGV 5: id. Returns {state after} or {'STARTED', worker} or {'NOTFOUND'}. */
+/* ARGV 6: id. Returns {state after, worker if STARTED or 'now' if it was revoked by this call,
+ * finals}; 'NOTFOUND' as the state. */
 static const char lua_revoke[] =
-    "local id = ARGV[5]\n"
+    "local id = ARGV[6]\n"
     "local k = jk(id)\n"
     "local h = redis.call('HMGET', k, 'st', 'uk', 'w')\n"
-    "if not h[1] then return {'NOTFOUND'} end\n"
+    "if not h[1] then return {'NOTFOUND', '', FINALS} end\n"
     "local set = WAITSET[h[1]]\n"
     "if set then\n"
     "  redis.call('ZREM', P .. set, id)\n"
     "  redis.call('ZREM', P .. 'expires', id)\n"
     "  finish(id, 'REVOKED', NOW, h[2], {'err', 'revoked'})\n"
     "  announce()\n"
-    "  return {'REVOKED'}\n"
+    "  return {'REVOKED', 'now', FINALS}\n"
     "end\n"
     "if h[1] == 'STARTED' then\n"
     "  redis.call('HSET', k, 'rv', '1')\n"
     "  redis.call('SADD', P .. 'rvk', id)\n"
     "  if h[3] then redis.call('ZADD', P .. 'wn:' .. h[3], 0, 'r') end\n"
-    "  return {'STARTED', h[3] or ''}\n"
+    "  return {'STARTED', h[3] or '', FINALS}\n"
     "end\n"
-    "return {h[1]}\n";
+    "return {h[1], '', FINALS}\n";
 
-/* ARGV 5: id, worker, lease ms. Returns {'OK', lease record} or {'NOTFOUND'} or
- * {'STATE', state}. */
+/* ARGV 6: id, worker, lease ms. Returns {'OK', lease record, finals}, {'NOTFOUND', '', finals}
+ * or {'STATE', state, finals}. */
 static const char lua_lease_one[] =
-    "local id, W, LEASE = ARGV[5], ARGV[6], tonumber(ARGV[7])\n"
+    "local id, W, LEASE = ARGV[6], ARGV[7], tonumber(ARGV[8])\n"
     "local k = jk(id)\n"
     "local h = redis.call('HMGET', k, 'st', 'exp', 'uk', 'att', 'd', 'cr')\n"
-    "if not h[1] then return {'NOTFOUND'} end\n"
+    "if not h[1] then return {'NOTFOUND', '', FINALS} end\n"
     "local set = WAITSET[h[1]]\n"
-    "if not set then return {'STATE', h[1]} end\n"
+    "if not set then return {'STATE', h[1], FINALS} end\n"
     "if set ~= 'pending' then\n"
     "  local due = redis.call('ZSCORE', P .. set, id)\n"
-    "  if not due or tonumber(due) > NOW then return {'STATE', h[1]} end\n"
+    "  if not due or tonumber(due) > NOW then return {'STATE', h[1], FINALS} end\n"
     "end\n"
     "redis.call('ZREM', P .. set, id)\n"
     "local exp = tonumber(h[2] or '0') or 0\n"
     "if exp > 0 and exp <= NOW then\n"
     "  expire_job(id, k, h[3])\n"
     "  announce()\n"
-    "  return {'STATE', 'EXPIRED'}\n"
+    "  return {'STATE', 'EXPIRED', FINALS}\n"
     "end\n"
     "redis.call('ZREM', P .. 'expires', id)\n"
-    "return {'OK', lease_job(id, k, W, LEASE, h)}\n";
+    "return {'OK', lease_job(id, k, W, LEASE, h), FINALS}\n";
 
-/* ARGV 5: limit. Deletes up to limit waiting jobs; returns how many. */
+/* ARGV 6: limit. Deletes up to limit waiting jobs; returns how many. */
 static const char lua_purge[] =
-    "local LIMIT = tonumber(ARGV[5])\n"
+    "local LIMIT = tonumber(ARGV[6])\n"
     "local n = 0\n"
     "for _, set in ipairs({'pending', 'scheduled', 'retry'}) do\n"
     "  if n >= LIMIT then break end\n"
@@ -731,10 +765,12 @@ static void args_addd(args *a, double v)
     args_addc(a, tmp);
 }
 
-/* id -> queue index, for the jobs this handle holds leases on. */
+/* id -> queue index (and, when the owner wants final records, a copy of the job as leased), for
+ * the jobs this handle holds leases on. */
 typedef struct idnode {
     struct idnode *next;
     int q;
+    job *j; /* owned, may be NULL */
     char id[];
 } idnode;
 
@@ -752,20 +788,27 @@ static uint64_t hash_str(const char *s)
     return h;
 }
 
-static int idmap_get(const idmap *m, const char *id)
+static idnode *idmap_find(const idmap *m, const char *id)
 {
     if (m->nb == 0) {
-        return -1;
+        return NULL;
     }
     for (idnode *n = m->b[hash_str(id) & (m->nb - 1)]; n; n = n->next) {
         if (strcmp(n->id, id) == 0) {
-            return n->q;
+            return n;
         }
     }
-    return -1;
+    return NULL;
 }
 
-static int idmap_put(idmap *m, const char *id, int q)
+static int idmap_get(const idmap *m, const char *id)
+{
+    const idnode *n = idmap_find(m, id);
+    return n ? n->q : -1;
+}
+
+/* Map id -> q, taking ownership of j (may be NULL) even on failure. */
+static int idmap_put(idmap *m, const char *id, int q, job *j)
 {
     idnode *n;
     size_t len = strlen(id);
@@ -773,6 +816,7 @@ static int idmap_put(idmap *m, const char *id, int q)
         size_t nb = m->nb ? m->nb * 2 : 64;
         idnode **b = calloc(nb, sizeof *b);
         if (!b) {
+            job_free(j);
             return BP_E_NOMEM;
         }
         for (size_t i = 0; i < m->nb; i++) {
@@ -791,15 +835,19 @@ static int idmap_put(idmap *m, const char *id, int q)
     for (n = m->b[h]; n; n = n->next) {
         if (strcmp(n->id, id) == 0) {
             n->q = q;
+            job_free(n->j);
+            n->j = j;
             return BP_OK;
         }
     }
     n = malloc(sizeof *n + len + 1);
     if (!n) {
+        job_free(j);
         return BP_E_NOMEM;
     }
     memcpy(n->id, id, len + 1);
     n->q = q;
+    n->j = j;
     n->next = m->b[h];
     m->b[h] = n;
     m->n++;
@@ -815,6 +863,7 @@ static void idmap_del(idmap *m, const char *id)
         if (strcmp((*pp)->id, id) == 0) {
             idnode *x = *pp;
             *pp = x->next;
+            job_free(x->j);
             free(x);
             m->n--;
             return;
@@ -828,6 +877,7 @@ static void idmap_clear(idmap *m)
         while (m->b[i]) {
             idnode *x = m->b[i];
             m->b[i] = x->next;
+            job_free(x->j);
             free(x);
         }
     }
@@ -857,6 +907,7 @@ typedef struct broker_redis {
     char *chan;
     char *queues_key;
     char *workers_key;
+    char *anywork_key; /* global marker: "work arrived somewhere" (for handles serving nothing) */
     redis_conn_options copts;
 
     pthread_mutex_t pool_lock;
@@ -871,10 +922,10 @@ typedef struct broker_redis {
     char *worker_id; /* the worker this handle exchanges for (wake-up keys) */
 
     pthread_mutex_t sub_lock; /* serialises subscribe() */
+    atomic_int wake_bits;     /* BROKER_WAKE_* that arrived since the last drain */
     int wake_fd;
     int kinds;
     atomic_bool stopping;
-    pthread_cond_t work_cond; /* the work thread waits here while it has nothing to watch */
     pthread_t work_thr, done_thr;
     bool work_started, done_started;
     bool done_subscribed; /* the first SUBSCRIBE (in subscribe()) succeeded */
@@ -939,9 +990,10 @@ static int queue_index(broker_redis *b, const char *name)
     return (int)b->n_queues++;
 }
 
-static void signal_wake(broker_redis *b)
+static void signal_wake(broker_redis *b, int bits)
 {
     uint64_t one = 1;
+    atomic_fetch_or(&b->wake_bits, bits);
     if (b->wake_fd >= 0 && write(b->wake_fd, &one, sizeof one) < 0) {
         /* counter saturated: a wake-up is pending anyway */
     }
@@ -1305,6 +1357,111 @@ static int job_from_lease(const redisReply *r, const char *worker, int64_t now, 
     return BP_OK;
 }
 
+/* A final record {id, spec, state, attempts, crashes, worker, started, finished, result, error}
+ * -> a new job. */
+static int job_from_final(const redisReply *r, job **out, bp_error *err)
+{
+    job *j;
+    *out = NULL;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 10) {
+        return bp_err(err, BP_E_CORRUPT, "redis: malformed final record");
+    }
+    for (size_t i = 0; i < 10; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING &&
+            r->element[i]->type != REDIS_REPLY_INTEGER) {
+            return bp_err(err, BP_E_CORRUPT, "redis: malformed final record");
+        }
+    }
+    j = job_with_id(r->element[0]->str, r->element[0]->len);
+    if (!j) {
+        return bp_err(err, BP_E_NOMEM, "out of memory");
+    }
+    const redisReply *const *e = (const redisReply *const *)r->element;
+    int rc = spec_decode(e[1]->str, e[1]->len, j);
+    char st[16];
+    size_t n = e[2]->len < sizeof st - 1 ? e[2]->len : sizeof st - 1;
+    memcpy(st, e[2]->str, n);
+    st[n] = '\0';
+    if (rc == BP_OK && job_state_parse(st, &j->state) != BP_OK) {
+        rc = BP_E_CORRUPT;
+    }
+    if (rc == BP_OK) {
+        j->attempts = (int)str_i64(e[3]->str, e[3]->len);
+        j->crashes = (int)str_i64(e[4]->str, e[4]->len);
+        j->started_ms = str_i64(e[6]->str, e[6]->len);
+        j->finished_ms =
+            e[7]->type == REDIS_REPLY_INTEGER ? e[7]->integer : str_i64(e[7]->str, e[7]->len);
+        if ((e[5]->len && set_field_str(&j->worker, e[5]) != BP_OK) ||
+            (e[8]->len && set_field_str(&j->result, e[8]) != BP_OK) ||
+            (e[9]->len && set_field_str(&j->error, e[9]) != BP_OK)) {
+            rc = BP_E_NOMEM;
+        }
+    }
+    if (rc != BP_OK) {
+        job_free(j);
+        return rc == BP_E_NOMEM ? bp_err(err, rc, "out of memory")
+                                : bp_err(err, rc, "redis: unreadable final record of job %.*s",
+                                         (int)e[0]->len, e[0]->str);
+    }
+    *out = j;
+    return BP_OK;
+}
+
+/* Jobs that reached a final state in one call: handed to on_final once the call is over (never
+ * while a connection or a lock is held, so the hook cannot slow the broker down). */
+typedef struct job_list {
+    job **v;
+    size_t n, cap;
+} job_list;
+
+static int job_list_push(job_list *l, job *j)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        job **v = realloc(l->v, cap * sizeof *v);
+        if (!v) {
+            job_free(j);
+            return BP_E_NOMEM;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = j;
+    return BP_OK;
+}
+
+/* Decode an array of final records into l. */
+static int take_finals(const redisReply *r, job_list *l, bp_error *err)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        return bp_err(err, BP_E_INTERNAL, "redis: a script returned no final records");
+    }
+    for (size_t i = 0; i < r->elements; i++) {
+        job *j = NULL;
+        int rc = job_from_final(r->element[i], &j, err);
+        if (rc != BP_OK) {
+            return rc;
+        }
+        if (job_list_push(l, j) != BP_OK) {
+            return bp_err(err, BP_E_NOMEM, "out of memory");
+        }
+    }
+    return BP_OK;
+}
+
+/* Call on_final for each, then free the list. */
+static void emit_finals(broker_redis *b, job_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (b->base.opts.on_final) {
+            b->base.opts.on_final(b->base.opts.on_final_ud, l->v[i]);
+        }
+        job_free(l->v[i]);
+    }
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
 /* Turn a script error into a status naming the operation. */
 static int script_reply(const redisReply *r, const char *what, bp_error *err)
 {
@@ -1341,6 +1498,7 @@ static void args_script(args *a, const broker_redis *b, const br_queue *q, int64
     args_addi(a, now);
     args_addi(a, b->base.opts.result_ttl_ms);
     args_add(a, b->chan);
+    args_add(a, b->base.opts.on_final ? "1" : "0");
 }
 
 static void free_replies(redisReply **rs, size_t n)
@@ -1555,6 +1713,7 @@ static int br_enqueue(broker *base, job **jobs, size_t n, int *out_status, bp_er
     const redis_script **which = NULL;
     args **argsv = NULL;
     size_t n_pre = 0; /* SADD commands before the scripts */
+    size_t total = 0; /* commands in the pipeline */
     redis_conn *c = NULL;
     int64_t now = util_now_ms();
     int rc = BP_OK;
@@ -1617,6 +1776,7 @@ static int br_enqueue(broker *base, job **jobs, size_t n, int *out_status, bp_er
         args_addi(&call->a, now);
         args_addi(&call->a, b->base.opts.result_ttl_ms);
         args_add(&call->a, b->chan);
+        args_add(&call->a, "0");
         args_addi(&call->a, (int64_t)call->n);
         for (size_t x = 0; x < call->n; x++) {
             const job *j = jobs[call->idx[x]];
@@ -1657,7 +1817,11 @@ static int br_enqueue(broker *base, job **jobs, size_t n, int *out_status, bp_er
         rc = redis_conn_append_eval(c, &scripts[S_ENQUEUE], 1, (int)calls[k].a.n, calls[k].a.v,
                                     calls[k].a.l, err);
     }
-    size_t total = redis_conn_pending(c);
+    /* Handles that serve no queue yet listen on one global marker (see watch_keys). */
+    if (rc == BP_OK) {
+        rc = redis_conn_append(c, err, "ZADD %s 0 w", b->anywork_key);
+    }
+    total = redis_conn_pending(c);
     rs = calloc(total + 1, sizeof *rs);
     which = calloc(n_calls + 1, sizeof *which);
     argsv = calloc(n_calls + 1, sizeof *argsv);
@@ -1665,15 +1829,14 @@ static int br_enqueue(broker *base, job **jobs, size_t n, int *out_status, bp_er
         rc = rc != BP_OK ? rc : bp_err(err, BP_E_NOMEM, "out of memory");
     }
     if (rc != BP_OK) {
-        if (total > 0 && rs) {
-            redis_conn_read_replies(c, rs, total, NULL);
-            free_replies(rs, total);
-        } else if (total > 0) {
-            redis_conn_drop(c);
+        if (total > 0) {
+            redis_conn_drop(c); /* nothing was sent yet: dropping unsends it */
         }
+        total = 0;
         goto done;
     }
     if ((rc = redis_conn_read_replies(c, rs, total, err)) != BP_OK) {
+        total = 0;
         goto done;
     }
     for (size_t k = 0; k < n_calls; k++) {
@@ -1725,7 +1888,7 @@ done:
         pool_put(b, c);
     }
     if (rs) {
-        free_replies(rs, n_pre + n_calls);
+        free_replies(rs, total);
     }
     free(rs);
     free(which);
@@ -1786,7 +1949,6 @@ static void rekey_work_thread(broker_redis *b)
     bool started;
     pthread_mutex_lock(&b->lock);
     started = b->work_started;
-    pthread_cond_signal(&b->work_cond);
     pthread_mutex_unlock(&b->lock);
     /* It may be blocked in BZPOPMIN on the old key set: cut that short. The connection is
      * dropped and re-opened, which is fine for something that happens a handful of times in a
@@ -1817,8 +1979,14 @@ static int take_leased(broker_redis *b, int qi, const char *worker, int64_t now,
             *cap = nc;
         }
         (*out)[(*n)++] = j;
+        /* With on_final, keep the job as leased: its final record is built from it at the ack,
+         * instead of reading the record back from Redis on the hot path. */
+        job *keep = b->base.opts.on_final ? job_clone(j) : NULL;
+        if (b->base.opts.on_final && !keep) {
+            return bp_err(err, BP_E_NOMEM, "out of memory");
+        }
         pthread_mutex_lock(&b->lock);
-        rc = idmap_put(&b->leased, j->id, qi);
+        rc = idmap_put(&b->leased, j->id, qi, keep);
         pthread_mutex_unlock(&b->lock);
         if (rc != BP_OK) {
             return bp_err(err, rc, "out of memory");
@@ -1841,6 +2009,7 @@ static int br_exchange(broker *base, const char *worker_id, const broker_ack *ac
     args **argsv = NULL;
     job **out = NULL;
     size_t nout = 0;
+    job_list finals = {0};
     bool rekey = false;
     int64_t now = util_now_ms();
     int rc = BP_OK;
@@ -1859,10 +2028,11 @@ static int br_exchange(broker *base, const char *worker_id, const broker_ack *ac
     for (size_t i = 0; i < n_acks; i++) {
         job_state s = acks[i].state;
         if (!acks[i].id || !*acks[i].id ||
-            (s != JOB_SUCCESS && s != JOB_FAILURE && s != JOB_RETRY && s != JOB_REVOKED)) {
+            (s != JOB_SUCCESS && s != JOB_FAILURE && s != JOB_RETRY && s != JOB_REVOKED &&
+             s != JOB_PENDING)) {
             return bp_err(err, BP_E_INVAL,
-                          "exchange: ack #%zu (%s) must say SUCCESS, FAILURE, "
-                          "RETRY or REVOKED, not %s",
+                          "exchange: ack #%zu (%s) must say SUCCESS, FAILURE, RETRY, REVOKED or "
+                          "PENDING (give back), not %s",
                           i, acks[i].id ? acks[i].id : "no id", job_state_name(s));
         }
     }
@@ -1955,6 +2125,7 @@ static int br_exchange(broker *base, const char *worker_id, const broker_ack *ac
         args_addi(&x->a, now);
         args_addi(&x->a, b->base.opts.result_ttl_ms);
         args_add(&x->a, b->chan);
+        args_add(&x->a, b->base.opts.on_final ? "1" : "0");
         args_add(&x->a, worker_id);
         args_addi(&x->a, b->base.opts.lease_ms);
         args_addi(&x->a, x->want);
@@ -1962,12 +2133,20 @@ static int br_exchange(broker *base, const char *worker_id, const broker_ack *ac
         args_addi(&x->a, (int64_t)x->n_acks);
         for (size_t i = 0; i < x->n_acks; i++) {
             const broker_ack *ak = &acks[x->acks[i]];
+            bool known = false;
+            if (b->base.opts.on_final) {
+                pthread_mutex_lock(&b->lock);
+                const idnode *node = idmap_find(&b->leased, ak->id);
+                known = node && node->j;
+                pthread_mutex_unlock(&b->lock);
+            }
             args_add(&x->a, ak->id);
             args_add(&x->a, job_state_name(ak->state));
             args_add(&x->a, ak->state == JOB_SUCCESS && ak->result ? ak->result : "");
             args_add(&x->a, ak->error ? ak->error : "");
             args_addi(&x->a, ak->state == JOB_RETRY ? ak->retry_at_ms : 0);
             args_addi(&x->a, ak->finished_ms > 0 ? ak->finished_ms : now);
+            args_add(&x->a, known ? "1" : "0");
         }
         if (x->a.oom) {
             rc = bp_err(err, BP_E_NOMEM, "out of memory");
@@ -2027,14 +2206,43 @@ static int br_exchange(broker *base, const char *worker_id, const broker_ack *ac
         if ((rc = script_reply(r, "exchange", err)) != BP_OK) {
             goto done;
         }
-        if (r->type != REDIS_REPLY_ARRAY) {
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+            r->element[0]->type != REDIS_REPLY_ARRAY || r->element[2]->type != REDIS_REPLY_ARRAY) {
             rc = bp_err(err, BP_E_INTERNAL, "exchange: unexpected reply from the script");
             goto done;
         }
-        if ((rc = take_leased(b, qs[k].qi, worker_id, now, r, &out, &nout, &cap, err)) != BP_OK) {
+        if ((rc = take_leased(b, qs[k].qi, worker_id, now, r->element[0], &out, &nout, &cap,
+                              err)) != BP_OK ||
+            (rc = take_finals(r->element[1], &finals, err)) != BP_OK) {
             goto done;
         }
-        qs[k].got = r->elements;
+        qs[k].got = r->element[0]->elements;
+        /* Acks finished as asked, of jobs we hold a copy of: their final record is built here. */
+        for (size_t e = 0; e < r->element[2]->elements; e++) {
+            const char *id = r->element[2]->element[e]->str;
+            const broker_ack *ak = NULL;
+            for (size_t i = 0; i < qs[k].n_acks && !ak; i++) {
+                ak = strcmp(acks[qs[k].acks[i]].id, id) == 0 ? &acks[qs[k].acks[i]] : NULL;
+            }
+            pthread_mutex_lock(&b->lock);
+            idnode *node = idmap_find(&b->leased, id);
+            job *j = node ? node->j : NULL;
+            if (node) {
+                node->j = NULL;
+            }
+            pthread_mutex_unlock(&b->lock);
+            if (!j || !ak) {
+                job_free(j);
+                continue;
+            }
+            j->state = ak->state;
+            j->finished_ms = ak->finished_ms > 0 ? ak->finished_ms : now;
+            if ((ak->state == JOB_SUCCESS && job_set_str(&j->result, ak->result) != BP_OK) ||
+                job_set_str(&j->error, ak->error) != BP_OK || job_list_push(&finals, j) != BP_OK) {
+                rc = bp_err(err, BP_E_NOMEM, "out of memory");
+                goto done;
+            }
+        }
     }
     /* Bookkeeping: acked ids leave the map; the latest exchange per queue decides hunger. */
     pthread_mutex_lock(&b->lock);
@@ -2064,6 +2272,9 @@ done:
     }
     free(qs);
     free(ackq);
+    /* The scripts have committed: whatever reached a final state did, even if a later step of
+     * this call failed. */
+    emit_finals(b, &finals);
     if (rc != BP_OK) {
         for (size_t i = 0; i < nout; i++) {
             job_free(out[i]);
@@ -2083,6 +2294,7 @@ static int br_lease_one(broker *base, const char *worker_id, const char *id, job
     redis_conn *c = NULL;
     redisReply *r = NULL;
     args a = {0};
+    job_list finals = {0};
     int qi, rc;
     bool rekey = false;
     int64_t now = util_now_ms();
@@ -2120,11 +2332,13 @@ static int br_lease_one(broker *base, const char *worker_id, const char *id, job
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
         r->element[0]->type != REDIS_REPLY_STRING) {
         rc = bp_err(err, BP_E_INTERNAL, "lease_one: unexpected reply from the script");
-    } else if (strcmp(r->element[0]->str, "OK") == 0 && r->elements == 2) {
+    } else if (r->elements != 3 || take_finals(r->element[2], &finals, err) != BP_OK) {
+        rc = bp_err(err, BP_E_INTERNAL, "lease_one: unexpected reply from the script");
+    } else if (strcmp(r->element[0]->str, "OK") == 0) {
         rc = job_from_lease(r->element[1], worker_id, now, b->base.opts.lease_ms, out, err);
         if (rc == BP_OK) {
             pthread_mutex_lock(&b->lock);
-            rc = idmap_put(&b->leased, id, qi);
+            rc = idmap_put(&b->leased, id, qi, b->base.opts.on_final ? job_clone(*out) : NULL);
             pthread_mutex_unlock(&b->lock);
             if (rc != BP_OK) {
                 rc = bp_err(err, rc, "out of memory");
@@ -2142,6 +2356,7 @@ done:
     }
     args_free(&a);
     pool_put(b, c);
+    emit_finals(b, &finals);
     return rc;
 }
 
@@ -2230,6 +2445,7 @@ static int br_heartbeat(broker *base, const broker_worker_info *w, const json_t 
         args_addi(a, now);
         args_addi(a, b->base.opts.result_ttl_ms);
         args_add(a, b->chan);
+        args_add(a, b->base.opts.on_final ? "1" : "0");
         args_add(a, w->id);
         args_addi(a, b->base.opts.lease_ms);
         np_slot = a->n;
@@ -2381,6 +2597,7 @@ static int run_on_all(broker_redis *b, redis_conn *c, const qsnap *s, int script
         args_addi(&qa[i], now);
         args_addi(&qa[i], b->base.opts.result_ttl_ms);
         args_add(&qa[i], b->chan);
+        args_add(&qa[i], b->base.opts.on_final ? "1" : "0");
         for (size_t k = 0; k < n_extra; k++) {
             args_add(&qa[i], extra[k]);
         }
@@ -2426,6 +2643,7 @@ static int br_worker_stop(broker *base, const char *worker_id, bp_error *err)
     redis_conn *c = NULL;
     redisReply **rs = NULL;
     qsnap s = {0};
+    job_list finals = {0};
     int rc;
     if (!worker_id || !*worker_id) {
         return bp_err(err, BP_E_INVAL, "worker_stop: no worker id");
@@ -2441,8 +2659,16 @@ static int br_worker_stop(broker *base, const char *worker_id, bp_error *err)
         goto done;
     }
     int64_t released = 0;
-    for (size_t i = 0; i < s.n; i++) {
-        released += rs[i]->integer;
+    for (size_t i = 0; i < s.n && rc == BP_OK; i++) {
+        if (rs[i]->type != REDIS_REPLY_ARRAY || rs[i]->elements != 2) {
+            rc = bp_err(err, BP_E_INTERNAL, "worker_stop: unexpected reply from the script");
+            break;
+        }
+        released += rs[i]->element[0]->integer;
+        rc = take_finals(rs[i]->element[1], &finals, err);
+    }
+    if (rc != BP_OK) {
+        goto done;
     }
     rc = redis_conn_command(c, NULL, err, "ZREM %s %s", b->workers_key, worker_id);
     if (rc == BP_OK) {
@@ -2461,6 +2687,7 @@ done:
     }
     qsnap_free(&s);
     pool_put(b, c);
+    emit_finals(b, &finals);
     return rc;
 }
 
@@ -2472,6 +2699,7 @@ static int br_reap(broker *base, broker_reap_report *out, bp_error *err)
     redisReply **rs = NULL;
     qsnap s = {0};
     const char **extra = NULL;
+    job_list finals = {0};
     int rc;
     broker_reap_report rep = {0};
     char cutoff[32], maxc[16], limit[16], nd[16];
@@ -2519,8 +2747,14 @@ static int br_reap(broker *base, broker_reap_report *out, bp_error *err)
         }
         for (size_t i = 0; i < s.n; i++) {
             const redisReply *r = rs[i];
-            if (r->type != REDIS_REPLY_ARRAY || r->elements < 6) {
+            if (r->type != REDIS_REPLY_ARRAY || r->elements != 7) {
                 continue;
+            }
+            if ((rc = take_finals(r->element[6], &finals, err)) != BP_OK) {
+                free_replies(rs, s.n);
+                free(rs);
+                rs = NULL;
+                goto done;
             }
             rep.requeued += r->element[0]->integer;
             rep.dead += r->element[1]->integer;
@@ -2566,6 +2800,7 @@ done:
     free(extra);
     qsnap_free(&s);
     pool_put(b, c);
+    emit_finals(b, &finals);
     return rc;
 }
 
@@ -2684,6 +2919,7 @@ static int br_revoke(broker *base, const char *id, job_state *out_state, bp_erro
     redis_conn *c = NULL;
     redisReply *r = NULL;
     args a = {0};
+    job_list finals = {0};
     int qi, rc;
     if (!id || !*id) {
         return bp_err(err, BP_E_INVAL, "revoke: no job id");
@@ -2705,8 +2941,9 @@ static int br_revoke(broker *base, const char *id, job_state *out_state, bp_erro
     if ((rc = redis_conn_eval(c, &scripts[S_REVOKE], 1, (int)a.n, a.v, a.l, &r, err)) != BP_OK) {
         goto done;
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        r->element[0]->type != REDIS_REPLY_STRING) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING ||
+        take_finals(r->element[2], &finals, err) != BP_OK) {
         rc = bp_err(err, BP_E_INTERNAL, "revoke: unexpected reply from the script");
     } else if (strcmp(r->element[0]->str, "NOTFOUND") == 0) {
         rc = bp_err(err, BP_E_NOTFOUND, "no job %s", id);
@@ -2714,8 +2951,17 @@ static int br_revoke(broker *base, const char *id, job_state *out_state, bp_erro
         job_state st = JOB_REVOKED;
         if (job_state_parse(r->element[0]->str, &st) != BP_OK) {
             rc = bp_err(err, BP_E_CORRUPT, "revoke: job %s has state '%s'", id, r->element[0]->str);
-        } else if (out_state) {
-            *out_state = st;
+        } else {
+            if (out_state) {
+                *out_state = st;
+            }
+            if (job_state_is_final(st) && st != JOB_REVOKED) {
+                rc = bp_err(err, BP_E_STATE, "job %s already finished (%s); nothing to revoke", id,
+                            job_state_name(st));
+            } else if (st == JOB_REVOKED && strcmp(r->element[1]->str, "now") != 0) {
+                rc = bp_err(err, BP_E_STATE, "job %s already finished (REVOKED); nothing to revoke",
+                            id);
+            }
         }
         if (rc == BP_OK) {
             log_info("broker", "job revoked id=%s state=%s", id, job_state_name(st));
@@ -2727,6 +2973,7 @@ done:
     }
     args_free(&a);
     pool_put(b, c);
+    emit_finals(b, &finals);
     return rc;
 }
 
@@ -3134,14 +3381,22 @@ static void free_keys(char **keys, size_t n)
  * lock. NULL (and *out_n 0) on allocation failure. */
 static char **watch_keys(broker_redis *b, size_t *out_n)
 {
-    char **keys = calloc(2 * b->n_queues + 3, sizeof *keys);
+    char **keys = calloc(2 * b->n_queues + 4, sizeof *keys);
     size_t n = 0;
-    bool ok = keys != NULL;
+    bool ok = keys != NULL, serving = false;
     *out_n = 0;
+    for (size_t i = 0; i < b->n_queues; i++) {
+        serving = serving || b->queues[i]->in_worker;
+    }
+    serving = serving && b->worker_id;
     if (ok) {
         ok = (keys[n++] = strdup("BZPOPMIN")) != NULL;
     }
-    for (size_t i = 0; ok && i < b->n_queues; i++) {
+    /* A handle that has not asked for any queue yet listens for work anywhere. */
+    if (ok && !serving) {
+        ok = (keys[n++] = strdup(b->anywork_key)) != NULL;
+    }
+    for (size_t i = 0; ok && serving && i < b->n_queues; i++) {
         br_queue *q = b->queues[i];
         q->watched = q->in_worker && q->hungry;
         if (q->in_worker) {
@@ -3179,19 +3434,9 @@ static void *work_thread(void *arg)
                 continue;
             }
             was_down = false;
-            signal_wake(b);
+            signal_wake(b, BROKER_WAKE_WORK);
         }
         pthread_mutex_lock(&b->lock);
-        for (;;) {
-            bool any = false;
-            for (size_t i = 0; i < b->n_queues; i++) {
-                any = any || b->queues[i]->in_worker;
-            }
-            if (atomic_load(&b->stopping) || (b->worker_id && any)) {
-                break;
-            }
-            pthread_cond_wait(&b->work_cond, &b->lock);
-        }
         keys = atomic_load(&b->stopping) ? NULL : watch_keys(b, &nk);
         pthread_mutex_unlock(&b->lock);
         if (atomic_load(&b->stopping)) {
@@ -3230,8 +3475,10 @@ static void *work_thread(void *arg)
             if (qi >= 0 && !hungry) {
                 /* Not ours to take: put the marker back for an idle worker. */
                 redis_conn_command(b->work_conn, NULL, NULL, "ZADD %s 0 w", key);
-            } else if (qi >= 0 || strcmp(member, "r") == 0) {
-                signal_wake(b);
+            } else if (qi >= 0 || strcmp(key, b->anywork_key) == 0) {
+                signal_wake(b, BROKER_WAKE_WORK);
+            } else if (strcmp(member, "r") == 0) {
+                signal_wake(b, BROKER_WAKE_WORK | BROKER_WAKE_REVOKE);
             }
             /* "p": re-key only, which the loop does anyway */
         }
@@ -3262,7 +3509,7 @@ static void *done_thread(void *arg)
             redis_conn_set_subscribed(b->done_conn, true);
             subscribed = true;
             subscribed_gen = redis_conn_generation(b->done_conn);
-            signal_wake(b); /* messages may have been missed while we were away */
+            signal_wake(b, BROKER_WAKE_DONE); /* messages may have been missed meanwhile */
             continue;
         }
         rc = redis_conn_wait_reply(b->done_conn, BR_BLOCK_MS, &r, &e);
@@ -3275,7 +3522,7 @@ static void *done_thread(void *arg)
         }
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
             strcmp(r->element[0]->str, "message") == 0) {
-            signal_wake(b);
+            signal_wake(b, BROKER_WAKE_DONE);
         }
         freeReplyObject(r);
     }
@@ -3298,7 +3545,7 @@ static int br_subscribe(broker *base, int kinds, bp_error *err)
 {
     broker_redis *b = BR(base);
     int rc;
-    if (kinds & ~(BROKER_WAKE_WORK | BROKER_WAKE_DONE)) {
+    if (kinds & ~(BROKER_WAKE_WORK | BROKER_WAKE_DONE | BROKER_WAKE_REVOKE)) {
         return bp_err(err, BP_E_INVAL, "subscribe: unknown kinds 0x%x", (unsigned)kinds);
     }
     pthread_mutex_lock(&b->sub_lock);
@@ -3337,7 +3584,7 @@ static int subscribe_locked(broker_redis *b, int kinds, bp_error *err)
         }
         b->done_started = true;
     }
-    if ((kinds & BROKER_WAKE_WORK) && !b->work_started) {
+    if ((kinds & (BROKER_WAKE_WORK | BROKER_WAKE_REVOKE)) && !b->work_started) {
         if ((rc = open_side_conn(b, "betpipe-wake-work", &b->work_conn, err)) != BP_OK) {
             return rc;
         }
@@ -3362,7 +3609,7 @@ static int br_wake_fd(broker *base)
     return BR(base)->wake_fd;
 }
 
-static void br_drain_wake(broker *base)
+static int br_drain_wake(broker *base)
 {
     broker_redis *b = BR(base);
     uint64_t v;
@@ -3370,6 +3617,7 @@ static void br_drain_wake(broker *base)
         while (read(b->wake_fd, &v, sizeof v) == (ssize_t)sizeof v) {
         }
     }
+    return atomic_exchange(&b->wake_bits, 0);
 }
 
 /* ============================================================================================
@@ -3387,9 +3635,6 @@ static void br_destroy(broker *base)
     if (b->stop_fd >= 0 && write(b->stop_fd, &one, sizeof one) < 0) {
         /* the threads also notice `stopping` at their next timeout */
     }
-    pthread_mutex_lock(&b->lock);
-    pthread_cond_broadcast(&b->work_cond);
-    pthread_mutex_unlock(&b->lock);
     if (b->work_started) {
         redis_conn_interrupt(b->work_conn);
         pthread_join(b->work_thr, NULL);
@@ -3420,13 +3665,13 @@ static void br_destroy(broker *base)
     pthread_mutex_destroy(&b->pool_lock);
     pthread_cond_destroy(&b->pool_cond);
     pthread_mutex_destroy(&b->lock);
-    pthread_cond_destroy(&b->work_cond);
     pthread_mutex_destroy(&b->sub_lock);
     free(b->url);
     free(b->prefix);
     free(b->chan);
     free(b->queues_key);
     free(b->workers_key);
+    free(b->anywork_key);
     free(b->worker_id);
     free(b);
 }
@@ -3522,7 +3767,6 @@ int broker_redis_open(const char *url, const broker_options *opts, broker **out,
     pthread_mutex_init(&b->pool_lock, NULL);
     pthread_cond_init(&b->pool_cond, NULL);
     pthread_mutex_init(&b->lock, NULL);
-    pthread_cond_init(&b->work_cond, NULL);
     pthread_mutex_init(&b->sub_lock, NULL);
     /* Options: zero means "the default" (broker.h documents them). */
     if (opts) {
@@ -3550,8 +3794,9 @@ int broker_redis_open(const char *url, const broker_options *opts, broker **out,
     b->chan = util_asprintf("%s:done", b->prefix);
     b->queues_key = util_asprintf("%s:queues", b->prefix);
     b->workers_key = util_asprintf("%s:workers", b->prefix);
+    b->anywork_key = util_asprintf("%s:anywork", b->prefix);
     b->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (!b->chan || !b->queues_key || !b->workers_key || b->stop_fd < 0) {
+    if (!b->chan || !b->queues_key || !b->workers_key || !b->anywork_key || b->stop_fd < 0) {
         rc = bp_err(err, BP_E_NOMEM, "out of memory");
         goto fail;
     }

@@ -21,6 +21,7 @@
 #include <criterion/criterion.h>
 
 #include "broker.h"
+#include "broker_suite.h"
 #include "job.h"
 #include "log.h"
 #include "redis_fixture.h"
@@ -35,8 +36,9 @@ typedef struct bt bt;
 struct bt {
     broker *b;
     broker_options opts;
-    /* another handle on the same backend; the harness closes it at the end */
+    /* another handle on the same backend (with other options); the harness closes it */
     broker *(*open_another)(bt *t);
+    broker *(*open_with)(bt *t, const broker_options *o);
     broker *extra[8];
     int n_extra;
 };
@@ -493,10 +495,12 @@ static void conf_revoke(bt *t)
     cr_assert_eq(json_array_size(revoked), 0);
     json_decref(revoked);
 
-    /* finished: unchanged */
-    cr_assert_eq(t->b->ops->revoke(t->b, done, &st, &err), BP_OK);
+    /* finished: nothing to revoke, and it says so */
+    cr_assert_eq(t->b->ops->revoke(t->b, done, &st, &err), BP_E_STATE);
+    cr_assert(strstr(err.msg, "already finished"), "%s", err.msg);
     cr_assert_eq(st, JOB_SUCCESS);
     cr_assert_eq(state_of(t, done), JOB_SUCCESS);
+    cr_assert_eq(t->b->ops->revoke(t->b, queued, &st, &err), BP_E_STATE, "revoked twice");
     cr_assert_eq(t->b->ops->revoke(t->b, "no-such-job", &st, &err), BP_E_NOTFOUND);
     cr_assert_eq(stat_of(t, "q", "revoked"), 2);
 }
@@ -597,7 +601,7 @@ static void conf_dead_after_max_crashes(bt *t)
     job *g = get(t, id);
     cr_assert_eq(g->state, JOB_DEAD);
     cr_assert_eq(g->crashes, t->opts.max_crashes);
-    cr_assert(g->error && strstr(g->error, "lost"), "%s", g->error ? g->error : "(null)");
+    cr_assert(g->error && strstr(g->error, "died 3 times"), "%s", g->error ? g->error : "(null)");
     job_free(g);
     cr_assert_eq(take_count(t, "w", "q", 1), 0);
     cr_assert_eq(stat_of(t, "q", "dead"), 1);
@@ -776,7 +780,7 @@ static void conf_bad_input(bt *t)
     cr_assert(gone(t, v[0]->id), "nothing of a refused batch is stored");
     job_free(v[0]);
     job_free(v[1]);
-    broker_ack a = {.id = "x", .state = JOB_PENDING};
+    broker_ack a = {.id = "x", .state = JOB_SCHEDULED};
     job **out = NULL;
     size_t n = 0;
     cr_assert_eq(t->b->ops->exchange(t->b, "w", &a, 1, NULL, 0, &out, &n, &err), BP_E_INVAL);
@@ -1001,6 +1005,198 @@ static void conf_wake_reaches_the_idle_worker(bt *t)
     }
 }
 
+/* A graceful stop interrupts a run: the worker hands the job back (ack PENDING). It goes back
+ * to its place, the attempt does not count, and it is not a crash - unless it was revoked. */
+static void conf_give_back(bt *t)
+{
+    char a[BP_JOB_ID_SIZE], b2[BP_JOB_ID_SIZE];
+    job_state st;
+    put_new(t, "q", a);
+    put_new(t, "q", b2);
+    cr_assert_eq(take_count(t, "w", "q", 2), 2);
+    ack(t, "w", a, JOB_PENDING, NULL, NULL, 0);
+    job *g = get(t, a);
+    cr_assert_eq(g->state, JOB_PENDING);
+    cr_assert_eq(g->attempts, 0, "a handed-back run does not use up an attempt");
+    cr_assert_eq(g->crashes, 0);
+    job_free(g);
+    size_t n = 0;
+    job **v = take(t, "w2", "q", 1, &n);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(v[0]->id, a, "back at its place in the queue");
+    cr_assert_eq(v[0]->attempts, 1);
+    free_jobs(v, n);
+    cr_assert_eq(t->b->ops->revoke(t->b, b2, &st, NULL), BP_OK);
+    ack(t, "w", b2, JOB_PENDING, NULL, NULL, 0);
+    cr_assert_eq(state_of(t, b2), JOB_REVOKED, "a revoked job handed back does not run again");
+}
+
+/* on_final gets the full record of every job that reaches a final state through the broker:
+ * acks (of jobs this handle leased, and of jobs another handle leased), revoke, expiry, DEAD. */
+typedef struct finals_log {
+    pthread_mutex_t lock;
+    int n;
+    job *v[16];
+} finals_log;
+
+static void record_final(void *ud, const job *j)
+{
+    finals_log *l = ud;
+    pthread_mutex_lock(&l->lock);
+    if (l->n < 16) {
+        l->v[l->n++] = job_clone(j);
+    }
+    pthread_mutex_unlock(&l->lock);
+}
+
+static const job *final_of(finals_log *l, const char *id)
+{
+    for (int i = 0; i < l->n; i++) {
+        if (strcmp(l->v[i]->id, id) == 0) {
+            return l->v[i];
+        }
+    }
+    return NULL;
+}
+
+static void conf_on_final_records(bt *t)
+{
+    finals_log log = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    broker_options o = t->opts;
+    o.on_final = record_final;
+    o.on_final_ud = &log;
+    o.max_crashes = 1;
+    broker *b = t->open_with(t, &o);
+    broker *other = t->open_with(t, &o);
+    char ok[BP_JOB_ID_SIZE], fail[BP_JOB_ID_SIZE], rev[BP_JOB_ID_SIZE], exp[BP_JOB_ID_SIZE];
+    char dead[BP_JOB_ID_SIZE];
+    int st;
+    job *j = mk("fq", "ml.train");
+    cr_assert_eq(job_set_str(&j->args, "{\"league\":\"E0\"}"), BP_OK);
+    j->priority = 9;
+    util_strlcpy(ok, j->id, sizeof ok);
+    cr_assert_eq(b->ops->enqueue(b, &j, 1, &st, NULL), BP_OK);
+    job_free(j);
+    j = mk("fq", "ml.train");
+    j->priority = 8;
+    util_strlcpy(fail, j->id, sizeof fail);
+    cr_assert_eq(b->ops->enqueue(b, &j, 1, &st, NULL), BP_OK);
+    job_free(j);
+    j = mk("fq", "sys.noop");
+    util_strlcpy(rev, j->id, sizeof rev);
+    cr_assert_eq(b->ops->enqueue(b, &j, 1, &st, NULL), BP_OK);
+    job_free(j);
+    j = mk("fq", "sys.noop");
+    j->expires_ms = util_now_ms() + 1000;
+    j->priority = 0;
+    util_strlcpy(exp, j->id, sizeof exp);
+    cr_assert_eq(b->ops->enqueue(b, &j, 1, &st, NULL), BP_OK);
+    job_free(j);
+    j = mk("fq2", "sys.crash");
+    util_strlcpy(dead, j->id, sizeof dead);
+    cr_assert_eq(b->ops->enqueue(b, &j, 1, &st, NULL), BP_OK);
+    job_free(j);
+
+    /* ok is acked through the handle that leased it (the record is built from its copy);
+     * fail through another handle (the script returns the record) */
+    broker_want w = {"fq", 2};
+    job **v = NULL;
+    size_t n = 0;
+    cr_assert_eq(b->ops->exchange(b, "w", NULL, 0, &w, 1, &v, &n, NULL), BP_OK);
+    cr_assert_eq(n, 2);
+    free_jobs(v, n);
+    ack_on(b, "w", ok, JOB_SUCCESS, "{\"rmse\":0.5}", NULL, 0);
+    ack_on(other, "w", fail, JOB_FAILURE, NULL, "no data", 0);
+    job_state js;
+    cr_assert_eq(b->ops->revoke(b, rev, &js, NULL), BP_OK);
+    broker_want w2 = {"fq2", 1};
+    cr_assert_eq(b->ops->exchange(b, "w", NULL, 0, &w2, 1, &v, &n, NULL), BP_OK);
+    free_jobs(v, n);
+    advance(t->opts.lease_ms + 1);
+    broker_reap_report r;
+    cr_assert_eq(b->ops->reap(b, &r, NULL), BP_OK); /* dead (1 crash) and exp expired */
+    cr_assert_eq(r.dead, 1);
+    cr_assert_eq(r.expired, 1);
+    cr_assert_eq(log.n, 5, "one record per final state, got %d", log.n);
+
+    const job *f = final_of(&log, ok);
+    cr_assert(f);
+    cr_assert_eq(f->state, JOB_SUCCESS);
+    cr_assert_str_eq(f->type, "ml.train");
+    cr_assert_str_eq(f->queue, "fq");
+    cr_assert_str_eq(f->args, "{\"league\":\"E0\"}");
+    cr_assert_str_eq(f->result, "{\"rmse\":0.5}");
+    cr_assert_eq(f->attempts, 1);
+    cr_assert_eq(f->priority, 9);
+    cr_assert_str_eq(f->worker, "w");
+    cr_assert_gt(f->finished_ms, 0);
+    cr_assert_gt(f->started_ms, 0);
+    f = final_of(&log, fail);
+    cr_assert(f);
+    cr_assert_eq(f->state, JOB_FAILURE);
+    cr_assert_str_eq(f->error, "no data");
+    cr_assert_str_eq(f->type, "ml.train");
+    cr_assert_eq(f->attempts, 1);
+    cr_assert_str_eq(f->worker, "w");
+    f = final_of(&log, rev);
+    cr_assert(f && f->state == JOB_REVOKED);
+    f = final_of(&log, exp);
+    cr_assert(f && f->state == JOB_EXPIRED);
+    cr_assert(f->error && strstr(f->error, "expired"));
+    f = final_of(&log, dead);
+    cr_assert(f && f->state == JOB_DEAD);
+    cr_assert_eq(f->crashes, 1);
+    cr_assert_str_eq(f->type, "sys.crash");
+    for (int i = 0; i < log.n; i++) {
+        job_free(log.v[i]);
+    }
+}
+
+/* drain_wake says what arrived. */
+static void conf_wake_kinds(bt *t)
+{
+    broker *worker = t->open_another(t);
+    bp_error err = {0};
+    job **v = NULL;
+    size_t n = 0;
+    util_set_clock(NULL);
+    cr_assert_eq(worker->ops->subscribe(worker, BROKER_WAKE_WORK | BROKER_WAKE_DONE, &err), BP_OK);
+    int fd = worker->ops->wake_fd(worker);
+    broker_want want = {"q", 1};
+    cr_assert_eq(worker->ops->exchange(worker, "w", NULL, 0, &want, 1, &v, &n, &err), BP_OK);
+    free(v);
+    worker->ops->drain_wake(worker);
+    char id[BP_JOB_ID_SIZE];
+    put_new(t, "q", id);
+    cr_assert(readable_within(fd, 5000));
+    cr_assert(worker->ops->drain_wake(worker) & BROKER_WAKE_WORK);
+    cr_assert_eq(worker->ops->exchange(worker, "w", NULL, 0, &want, 1, &v, &n, &err), BP_OK);
+    cr_assert_eq(n, 1);
+    free_jobs(v, n);
+    worker->ops->drain_wake(worker);
+    job_state st;
+    cr_assert_eq(t->b->ops->revoke(t->b, id, &st, NULL), BP_OK);
+    cr_assert(readable_within(fd, 5000));
+    int what = 0;
+    /* the REVOKE bit may come with other bits; poll until it shows (bounded) */
+    int64_t end = bpt_now_ms() + bpt_deadline_ms(5000);
+    while (!(what & BROKER_WAKE_REVOKE) && bpt_now_ms() < end) {
+        what |= worker->ops->drain_wake(worker);
+        if (!(what & BROKER_WAKE_REVOKE)) {
+            readable_within(fd, 100);
+        }
+    }
+    cr_assert(what & BROKER_WAKE_REVOKE, "a revoke of a running job says REVOKE (%d)", what);
+    ack_on(worker, "w", id, JOB_REVOKED, NULL, "cancelled", 0);
+    what = 0;
+    end = bpt_now_ms() + bpt_deadline_ms(5000);
+    while (!(what & BROKER_WAKE_DONE) && bpt_now_ms() < end) {
+        readable_within(fd, 100);
+        what |= worker->ops->drain_wake(worker);
+    }
+    cr_assert(what & BROKER_WAKE_DONE, "a finish says DONE (%d)", what);
+}
+
 /* ============================================================================================
  * Redis harness
  * ========================================================================================== */
@@ -1017,12 +1213,17 @@ static broker *open_redis(const char *url, const broker_options *o)
     return b;
 }
 
-static broker *another_redis(bt *t)
+static broker *redis_with(bt *t, const broker_options *o)
 {
     cr_assert_lt(t->n_extra, 8);
-    broker *b = open_redis(bpt_redis_url(srv), &t->opts);
+    broker *b = open_redis(bpt_redis_url(srv), o);
     t->extra[t->n_extra++] = b;
     return b;
+}
+
+static broker *another_redis(bt *t)
+{
+    return redis_with(t, &t->opts);
 }
 
 static void default_opts(broker_options *o)
@@ -1041,6 +1242,7 @@ static void setup_with(const bpt_redis_opts *ro)
     memset(&T, 0, sizeof T);
     default_opts(&T.opts);
     T.open_another = another_redis;
+    T.open_with = redis_with;
     T.b = open_redis(bpt_redis_url(srv), &T.opts);
 }
 
@@ -1090,6 +1292,41 @@ CONFORMANCE(bad_input, 30)
 CONFORMANCE(concurrent_exchange_leases_each_job_once, 120)
 CONFORMANCE(wake_on_enqueue_revoke_and_done, 60)
 CONFORMANCE(wake_reaches_the_idle_worker, 60)
+CONFORMANCE(give_back, 30)
+CONFORMANCE(on_final_records, 30)
+CONFORMANCE(wake_kinds, 60)
+
+/* The project's backend-independent contract (tests/support/broker_suite.c), on Redis. */
+static bpt_redis *contract_srv;
+
+static void contract_start(void)
+{
+    util_set_clock(NULL);
+    contract_srv = bpt_redis_start(NULL);
+}
+
+static void contract_stop(void)
+{
+    bpt_redis_free(contract_srv);
+    contract_srv = NULL;
+}
+
+static broker *contract_open(const broker_options *o)
+{
+    broker *b = NULL;
+    bp_error err = {0};
+    cr_assert_eq(broker_redis_open(bpt_redis_url(contract_srv), o, &b, &err), BP_OK, "open: %s",
+                 err.msg);
+    return b;
+}
+
+static void contract_close(broker *b)
+{
+    broker_destroy(b);
+}
+
+TestSuite(redis_contract, .init = contract_start, .fini = contract_stop);
+BSUITE_TESTS(redis_contract, contract_open, contract_close)
 
 /* ============================================================================================
  * Part 2: Redis-specific
@@ -1151,6 +1388,21 @@ Test(broker_redis_keys, finished_records_carry_a_ttl, .init = setup, .fini = tea
     cr_assert_gt(r->integer, 0);
     cr_assert_leq(r->integer, T.opts.result_ttl_ms);
     freeReplyObject(r);
+}
+
+Test(broker_redis_conn, broker_open_dispatches_redis_urls, .init = setup, .fini = teardown)
+{
+    broker *b = NULL;
+    bp_error err = {0};
+    cr_assert_eq(broker_open(bpt_redis_url(srv), "/nonexistent", &T.opts, &b, &err), BP_OK, "%s",
+                 err.msg);
+    cr_assert_str_eq(b->ops->name, "redis");
+    broker_destroy(b);
+    cr_assert_eq(
+        broker_open("rediss://:secret@127.0.0.1:6379/0", "/nonexistent", &T.opts, &b, &err),
+        BP_E_CONFIG);
+    cr_assert(strstr(err.msg, "TLS"), "%s", err.msg);
+    cr_assert_null(strstr(err.msg, "secret"), "%s", err.msg);
 }
 
 Test(broker_redis_conn, unreachable_fails_fast_with_a_clear_message)
