@@ -119,7 +119,8 @@ static job **take(bt *t, const char *worker, const char *queue, int n, size_t *o
 static size_t take_count(bt *t, const char *worker, const char *queue, int n)
 {
     size_t got = 0;
-    free_jobs(take(t, worker, queue, n, &got), got);
+    job **v = take(t, worker, queue, n, &got); /* not inline: `got` is set by this call */
+    free_jobs(v, got);
     return got;
 }
 
