@@ -7,9 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <gsl/gsl_errno.h>
 
+#include "cache.h"
+#include "http_client.h"
 #include "log.h"
 #include "util.h"
 
@@ -20,8 +21,11 @@ static void global_init_once(void)
 {
     static bool done;
     if (!done) {
+        bp_error err = {0};
         gsl_set_error_handler_off();
-        curl_global_init(CURL_GLOBAL_DEFAULT);
+        if (http_client_global_init(&err) != BP_OK) {
+            log_warn("app", "HTTP client unavailable: %s", err.msg);
+        }
         done = true;
     }
 }
@@ -161,6 +165,14 @@ int app_open(const config_overrides *ov, int parts, app **out, bp_error *err)
         }
     }
     if (parts & APP_PLUGINS) {
+        /* The cache before the plugins: a plugin's init may already use it. A cache backend
+         * that is down does not fail the open - the cache degrades to misses. */
+        const char *prefix =
+            json_string_value(json_object_get(config_section(a->cfg, "broker"), "prefix"));
+        rc = cache_open(config_section(a->cfg, "cache"), prefix ? prefix : "bp", &a->cache, err);
+        if (rc != BP_OK) {
+            goto fail;
+        }
         rc = registry_new(&a->reg, err);
         if (rc == BP_OK) {
             rc = loader_new(a->reg, host_for_plugin, host_release, a, &a->loader, err);
@@ -191,6 +203,7 @@ void app_close(app *a)
         loader_free(a->loader);
     }
     registry_free(a->reg);
+    cache_close(a->cache);
     broker_destroy(a->broker);
     history_free(a->history);
     store_close(a->store);

@@ -5,9 +5,13 @@
  * The whole broker is one table, `jobs`, whose partial indexes make each question cheap:
  *   jobs_ready    (queue, priority DESC, seq) WHERE state = PENDING      -> what runs next
  *   jobs_delayed  (queue, run_at)             WHERE state IN (SCHEDULED, RETRY)
- *   jobs_running  (worker)                    WHERE state = STARTED      -> a worker's leases
- *   jobs_lease    (lease_until)               WHERE state = STARTED      -> expired leases
+ *   jobs_running  (worker)                    WHERE state = STARTED      -> a worker's leases,
+ *                                                                           expired leases
+ *   jobs_expiry   (queue, expires_at)         WHERE waiting with expires -> expiry
  *   jobs_unique   UNIQUE (unique_key)         WHERE live                 -> unique keys
+ * Every index a state change touches costs WAL pages on each lease and ack, so there are no
+ * more of them than the questions need; the hot statements name their index (INDEXED BY) so a
+ * planner guess can never turn them into a scan of every waiting job.
  * plus `workers`, the registry of live workers and their heartbeats.
  *
  * Every state change is one IMMEDIATE transaction, so two daemons on the same file never lease
@@ -43,7 +47,7 @@
 
 #define SQ_BUSY_TIMEOUT_MS 15000
 #define SQ_REAP_BATCH      1000
-#define SQ_SCHEMA_VERSION  1
+#define SQ_SCHEMA_VERSION  2
 
 typedef struct sq_broker {
     broker base;
@@ -106,9 +110,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ACK_GIVEBACK] = "UPDATE jobs SET state = 0, lease_until = NULL, worker = NULL, "
                         "attempts = max(attempts - 1, 0) WHERE id = ?1 AND state = 2 AND "
                         "worker = ?2",
-    [ST_PROMOTE] = "UPDATE jobs SET state = 0 WHERE queue = ?1 AND state IN (1, 3) AND run_at "
-                   "<= ?2",
-    [ST_EXPIRE_QUEUE] = "UPDATE jobs SET state = 7, finished_ms = ?2, result_expires_at = ?2 + "
+    [ST_PROMOTE] = "UPDATE jobs INDEXED BY jobs_delayed SET state = 0 WHERE queue = ?1 AND "
+                   "state IN (1, 3) AND run_at <= ?2",
+    [ST_EXPIRE_QUEUE] = "UPDATE jobs INDEXED BY jobs_expiry SET state = 7, finished_ms = ?2, "
+                        "result_expires_at = ?2 + "
                         "?3, error = 'expired: not started before ' || "
                         "strftime('%Y-%m-%dT%H:%M:%fZ', expires_at / 1000.0, 'unixepoch') "
                         "WHERE queue = ?1 AND state IN (0, 1, 3) AND expires_at IS NOT NULL AND "
@@ -177,9 +182,8 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(queue, priority DESC, seq) WHERE state = 0;"
     "CREATE INDEX IF NOT EXISTS jobs_delayed ON jobs(queue, run_at) WHERE state IN (1, 3);"
     "CREATE INDEX IF NOT EXISTS jobs_running ON jobs(worker) WHERE state = 2;"
-    "CREATE INDEX IF NOT EXISTS jobs_lease ON jobs(lease_until) WHERE state = 2;"
-    "CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs(expires_at) WHERE state IN (0, 1, 3) AND "
-    "  expires_at IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs(queue, expires_at) WHERE state IN (0, 1, 3) "
+    "  AND expires_at IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS jobs_result_ttl ON jobs(result_expires_at) WHERE "
     "  result_expires_at IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS jobs_queue_seq ON jobs(queue, seq);"
@@ -923,8 +927,8 @@ static int sq_reap(broker *b, broker_reap_report *out, bp_error *err)
      * without a registry row). */
     if (rc == BP_OK) {
         rc = reclaim(s,
-                     "SELECT id, crashes, worker FROM jobs WHERE state = 2 AND lease_until < ?1 "
-                     "LIMIT 1000",
+                     "SELECT id, crashes, worker FROM jobs INDEXED BY jobs_running WHERE state = "
+                     "2 AND lease_until < ?1 LIMIT 1000",
                      NULL, now, "its lease expired", &finals, &rep.requeued, &rep.dead, err);
     }
     /* 3. Waiting jobs past their expires, on every queue. */
@@ -933,8 +937,9 @@ static int sq_reap(broker *b, broker_reap_report *out, bp_error *err)
             s->db,
             "UPDATE jobs SET state = 7, finished_ms = ?1, result_expires_at = ?1 + ?2, error = "
             "'expired: not started before ' || strftime('%Y-%m-%dT%H:%M:%fZ', expires_at / "
-            "1000.0, 'unixepoch') WHERE seq IN (SELECT seq FROM jobs WHERE state IN (0, 1, 3) AND "
-            "expires_at IS NOT NULL AND expires_at <= ?1 LIMIT 1000) RETURNING " JOB_COLS,
+            "1000.0, 'unixepoch') WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_expiry WHERE "
+            "state IN (0, 1, 3) AND expires_at IS NOT NULL AND expires_at <= ?1 LIMIT 1000) "
+            "RETURNING " JOB_COLS,
             -1, &st, NULL);
         if (step != SQLITE_OK) {
             rc = sq_error(s, step, "expire", err);
@@ -1397,11 +1402,16 @@ int broker_sqlite_open(const char *path, const char *data_dir, const broker_opti
     rc = exec_sql(s, "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;", err);
     if (rc == BP_OK && version < SQ_SCHEMA_VERSION) {
         rc = begin(s, err);
+        if (rc == BP_OK && version == 1) {
+            /* v1 -> v2: the expiry index gains the queue; the separate lease index goes. */
+            rc = exec_sql(s, "DROP INDEX IF EXISTS jobs_expiry; DROP INDEX IF EXISTS jobs_lease;",
+                          err);
+        }
         if (rc == BP_OK) {
             rc = exec_sql(s, schema_sql, err);
         }
         if (rc == BP_OK) {
-            rc = exec_sql(s, "PRAGMA user_version=1", err);
+            rc = exec_sql(s, "PRAGMA user_version=2", err);
         }
         if (rc == BP_OK) {
             rc = commit(s, err);

@@ -40,52 +40,6 @@ static const cli_opt global_opts[] = {
     {"help", false, "          show help"},
 };
 
-const char *cli_opt_value(const cli_args *a, const char *name)
-{
-    for (int i = 0; i < a->n_opts; i++) {
-        if (strcmp(a->opts[i].name, name) == 0) {
-            return a->values[i];
-        }
-    }
-    return NULL;
-}
-
-bool cli_flag(const cli_args *a, const char *name)
-{
-    return cli_opt_value(a, name) != NULL;
-}
-
-int cli_exit_code(int status)
-{
-    switch (status) {
-    case BP_OK: return CLI_EXIT_OK;
-    case BP_E_INVAL: return CLI_EXIT_USAGE;
-    case BP_E_CONFIG: return CLI_EXIT_CONFIG;
-    case BP_E_UNAVAILABLE:
-    case BP_E_IO:
-    case BP_E_CORRUPT: return CLI_EXIT_UNAVAILABLE;
-    case BP_E_NOTFOUND: return CLI_EXIT_NOTFOUND;
-    case BP_E_TIMEOUT: return CLI_EXIT_TIMEOUT;
-    default: return CLI_EXIT_FAILURE;
-    }
-}
-
-int cli_fail(const cli_args *a, int status, const char *msg)
-{
-    fprintf(stderr, "betpipe %s: %s\n", a && a->command ? a->command : "", msg);
-    return cli_exit_code(status);
-}
-
-void cli_print_json(const json_t *v)
-{
-    char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
-    if (s) {
-        fputs(s, stdout);
-        fputc('\n', stdout);
-        free(s);
-    }
-}
-
 static int parse_global(cli_args *a, const char *name, const char *value)
 {
     if (strcmp(name, "data-dir") == 0) {
@@ -240,16 +194,6 @@ static void print_job(const job *j)
     if (j->error) {
         printf("%-10s %s\n", "error", j->error);
     }
-}
-
-static int open_app(cli_args *a, int parts, app **out)
-{
-    bp_error err = {0};
-    int rc = app_open(&a->ov, parts | APP_QUIET, out, &err);
-    if (rc != BP_OK) {
-        return cli_fail(a, rc, err.msg);
-    }
-    return 0;
 }
 
 /* ============================================================================================
@@ -506,7 +450,7 @@ static int cmd_run(cli_args *a, int argc, char **argv)
         json_decref(args);
         return cli_fail(a, BP_E_INVAL, err.msg);
     }
-    if ((rc = open_app(a, APP_ALL, &ap)) != 0) {
+    if ((rc = cli_open_app(a, APP_ALL, &ap)) != 0) {
         json_decref(args);
         return rc;
     }
@@ -598,7 +542,7 @@ static int cmd_task(cli_args *a, int argc, char **argv)
     if (a->n_positional != 1) {
         return cli_fail(a, BP_E_INVAL, "usage: betpipe task ID");
     }
-    if ((rc = open_app(a, APP_BROKER, &ap)) != 0) {
+    if ((rc = cli_open_app(a, APP_BROKER, &ap)) != 0) {
         return rc;
     }
     rc = client_get(ap, a->positional[0], &j, &err);
@@ -630,7 +574,7 @@ static int cmd_status(cli_args *a, int argc, char **argv)
     int rc;
     (void)argc;
     (void)argv;
-    if ((rc = open_app(a, APP_BROKER, &ap)) != 0) {
+    if ((rc = cli_open_app(a, APP_BROKER, &ap)) != 0) {
         return rc;
     }
     rc = ap->broker->ops->stats(ap->broker, &stats, &err);
@@ -730,7 +674,7 @@ static int cmd_jobs(cli_args *a, int argc, char **argv)
         }
         f.limit = (int)n;
     }
-    if ((rc = open_app(a, APP_BROKER, &ap)) != 0) {
+    if ((rc = cli_open_app(a, APP_BROKER, &ap)) != 0) {
         return rc;
     }
     rc = cli_flag(a, "history")
@@ -777,7 +721,7 @@ static int cmd_purge(cli_args *a, int argc, char **argv)
     if (a->n_positional != 1) {
         return cli_fail(a, BP_E_INVAL, "usage: betpipe purge QUEUE");
     }
-    if ((rc = open_app(a, APP_BROKER, &ap)) != 0) {
+    if ((rc = cli_open_app(a, APP_BROKER, &ap)) != 0) {
         return rc;
     }
     if (!config_find_queue(ap->cfg, a->positional[0])) {
@@ -816,7 +760,7 @@ static int cmd_revoke(cli_args *a, int argc, char **argv)
     if (a->n_positional != 1) {
         return cli_fail(a, BP_E_INVAL, "usage: betpipe revoke ID");
     }
-    if ((rc = open_app(a, APP_BROKER, &ap)) != 0) {
+    if ((rc = cli_open_app(a, APP_BROKER, &ap)) != 0) {
         return rc;
     }
     rc = ap->broker->ops->revoke(ap->broker, a->positional[0], &st, &err);
@@ -856,7 +800,7 @@ static int cmd_plugins(cli_args *a, int argc, char **argv)
         if (a->n_positional != 2) {
             return cli_fail(a, BP_E_INVAL, "usage: betpipe plugins check FILE");
         }
-        if ((rc = open_app(a, APP_STORE, &ap)) != 0) {
+        if ((rc = cli_open_app(a, APP_STORE, &ap)) != 0) {
             return rc;
         }
         rc = loader_check_file(a->positional[1], host_for_plugin, host_release, ap, &report, &err);
@@ -879,7 +823,7 @@ static int cmd_plugins(cli_args *a, int argc, char **argv)
     if (a->n_positional != 0) {
         return cli_fail(a, BP_E_INVAL, "usage: betpipe plugins [check FILE]");
     }
-    if ((rc = open_app(a, APP_STORE | APP_PLUGINS, &ap)) != 0) {
+    if ((rc = cli_open_app(a, APP_STORE | APP_PLUGINS, &ap)) != 0) {
         return rc;
     }
     rc = loader_describe(ap->loader, &desc, &err);
@@ -1013,33 +957,43 @@ static int cmd_daemon(cli_args *a, int argc, char **argv)
  * The command table and help
  * ========================================================================================== */
 
-typedef struct cli_command {
-    const char *name;
-    const char *usage;
-    const char *summary;
-    const cli_opt *opts;
-    int n_opts;
-    int (*fn)(cli_args *a, int argc, char **argv);
-} cli_command;
+static const cli_command cmd_daemon_entry = {"daemon", "daemon [options]",
+                                             "run worker pools (and beat, HTTP) until SIGTERM",
+                                             CLI_OPTS(daemon_opts), cmd_daemon};
 
-#define OPTS(x) (x), (int)BP_ARRAY_LEN(x)
+static const cli_command cmd_run_entry = {"run", "run TYPE [options]",
+                                          "enqueue a job; --wait prints its result",
+                                          CLI_OPTS(run_opts), cmd_run};
 
-static const cli_command commands[] = {
-    {"daemon", "daemon [options]", "run worker pools (and beat, HTTP) until SIGTERM",
-     OPTS(daemon_opts), cmd_daemon},
-    {"run", "run TYPE [options]", "enqueue a job; --wait prints its result", OPTS(run_opts),
-     cmd_run},
-    {"task", "task ID", "show one job: state, timings, result or error", NULL, 0, cmd_task},
-    {"status", "status", "per queue: waiting, delayed, running, failed, dead; workers", NULL, 0,
-     cmd_status},
-    {"jobs", "jobs [options]", "list recent jobs (broker, or --history)", OPTS(jobs_opts),
-     cmd_jobs},
-    {"purge", "purge QUEUE", "delete every waiting job of a queue", NULL, 0, cmd_purge},
-    {"revoke", "revoke ID", "cancel a job (queued, delayed or running)", NULL, 0, cmd_revoke},
-    {"plugins", "plugins [check FILE]", "list loaded plugins, or check one file", NULL, 0,
-     cmd_plugins},
-    {"config", "config check", "validate the configuration and show the effective values", NULL, 0,
-     cmd_config},
+static const cli_command cmd_task_entry = {
+    "task", "task ID", "show one job: state, timings, result or error", NULL, 0, cmd_task};
+
+static const cli_command cmd_status_entry = {
+    "status", "status", "per queue: waiting, delayed, running, failed, dead; workers",
+    NULL,     0,        cmd_status};
+
+static const cli_command cmd_jobs_entry = {"jobs", "jobs [options]",
+                                           "list recent jobs (broker, or --history)",
+                                           CLI_OPTS(jobs_opts), cmd_jobs};
+
+static const cli_command cmd_purge_entry = {
+    "purge", "purge QUEUE", "delete every waiting job of a queue", NULL, 0, cmd_purge};
+
+static const cli_command cmd_revoke_entry = {
+    "revoke", "revoke ID", "cancel a job (queued, delayed or running)", NULL, 0, cmd_revoke};
+
+static const cli_command cmd_plugins_entry = {
+    "plugins",  "plugins [check FILE]", "list loaded plugins, or check one file", NULL, 0,
+    cmd_plugins};
+
+static const cli_command cmd_config_entry = {
+    "config", "config check", "validate the configuration and show the effective values", NULL,
+    0,        cmd_config};
+
+static const cli_command *const commands[] = {
+    &cmd_daemon_entry, &cmd_run_entry,       &cmd_task_entry,      &cmd_status_entry,
+    &cmd_jobs_entry,   &cmd_purge_entry,     &cmd_revoke_entry,    &cmd_plugins_entry,
+    &cmd_config_entry, &cli_inspect_command, &cli_control_command, &cli_cache_command,
 };
 
 static void print_opts(const cli_opt *opts, int n)
@@ -1054,7 +1008,7 @@ static void print_help(void)
     printf("betpipe %s - sports-betting analytics pipeline: jobs, queues, plugins\n\n", BP_VERSION);
     printf("usage: betpipe [global options] COMMAND [options]\n\ncommands:\n");
     for (size_t i = 0; i < BP_ARRAY_LEN(commands); i++) {
-        printf("  %-24s %s\n", commands[i].usage, commands[i].summary);
+        printf("  %-24s %s\n", commands[i]->usage, commands[i]->summary);
     }
     printf("\nglobal options (accepted before or after the command):\n");
     print_opts(global_opts, (int)BP_ARRAY_LEN(global_opts));
@@ -1099,8 +1053,8 @@ int cli_main(int argc, char **argv)
         return argc > 1 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     }
     for (size_t c = 0; c < BP_ARRAY_LEN(commands); c++) {
-        if (strcmp(commands[c].name, argv[i]) == 0) {
-            cmd = &commands[c];
+        if (strcmp(commands[c]->name, argv[i]) == 0) {
+            cmd = commands[c];
         }
     }
     if (strcmp(argv[i], "help") == 0) {

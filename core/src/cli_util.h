@@ -44,4 +44,27 @@ int cli_fail(const cli_args *a, int status, const char *msg);
 /* Print JSON (indented) to stdout and a newline. Steals nothing. */
 void cli_print_json(const json_t *v);
 
+/* One command of `betpipe`. Commands living in their own file (cli_<area>.c) export a
+ * `const cli_command cli_<area>_command` declared below, and cli.c lists it in its table. */
+typedef struct cli_command {
+    const char *name;
+    const char *usage;
+    const char *summary;
+    const cli_opt *opts;
+    int n_opts;
+    int (*fn)(cli_args *a, int argc, char **argv);
+} cli_command;
+
+#define CLI_OPTS(x) (x), (int)(sizeof(x) / sizeof((x)[0]))
+
+/* Commands defined in their own files. */
+extern const cli_command cli_inspect_command;
+extern const cli_command cli_control_command;
+extern const cli_command cli_cache_command;
+
+typedef struct app app;
+/* Open the instance parts a command needs (APP_* of app.h; APP_QUIET is added). On failure the
+ * message is printed and the exit code returned; 0 on success. */
+int cli_open_app(cli_args *a, int parts, app **out);
+
 #endif

@@ -12,8 +12,11 @@
 
 #include "app.h"
 #include "betpipe/betpipe.h"
+#include "betpipe/http.h"
+#include "cache.h"
 #include "client.h"
 #include "exec.h"
+#include "http_client.h"
 #include "log.h"
 #include "util.h"
 
@@ -191,6 +194,91 @@ static const bp_store_api store_api = {
     .optimize = hs_optimize,
 };
 
+/* ---- cache: the typed cache of the app (cache.h) -------------------------------------------- */
+
+static cache *cache_of(const bp_host *h)
+{
+    return ctx_of(h)->app->cache;
+}
+
+static int hc_get(const bp_host *h, const char *type, const json_t *filters, json_t **out,
+                  bp_error *err)
+{
+    return cache_get(cache_of(h), type, filters, out, err);
+}
+
+static int hc_set(const bp_host *h, const char *type, const json_t *filters, const json_t *value,
+                  bp_error *err)
+{
+    return cache_set(cache_of(h), type, filters, value, err);
+}
+
+static int hc_del(const bp_host *h, const char *type, const json_t *filters, bp_error *err)
+{
+    return cache_del(cache_of(h), type, filters, err);
+}
+
+static int hc_get_or_compute(const bp_host *h, const char *type, const json_t *filters,
+                             bp_cache_compute_fn compute, void *ud, json_t **out, int *out_stale,
+                             bp_error *err)
+{
+    return cache_get_or_compute(cache_of(h), type, filters, compute, ud, out, out_stale, err);
+}
+
+static int hc_invalidate(const bp_host *h, const char *type, const char *pattern,
+                         uint64_t *out_removed, bp_error *err)
+{
+    return cache_invalidate(cache_of(h), type, pattern, out_removed, err);
+}
+
+static int hc_cleanup(const bp_host *h, json_t **out_report, bp_error *err)
+{
+    return cache_cleanup(cache_of(h), out_report, err);
+}
+
+static int hc_stats(const bp_host *h, json_t **out_stats, bp_error *err)
+{
+    return cache_stats(cache_of(h), out_stats, err);
+}
+
+static const bp_cache_api cache_api = {
+    .struct_size = sizeof(bp_cache_api),
+    .get = hc_get,
+    .set = hc_set,
+    .del = hc_del,
+    .get_or_compute = hc_get_or_compute,
+    .invalidate = hc_invalidate,
+    .cleanup = hc_cleanup,
+    .stats = hc_stats,
+};
+
+/* ---- HTTP client (http_client.h); log lines carry the plugin's name ---------------------- */
+
+static int hh_request(const bp_host *h, const bp_http_request *req, bp_http_response **out,
+                      bp_error *err)
+{
+    return http_client_request(ctx_of(h)->component, req, out, err);
+}
+
+static const char *hh_header(const bp_host *h, const bp_http_response *resp, const char *name)
+{
+    (void)h;
+    return http_client_header(resp, name);
+}
+
+static void hh_response_free(const bp_host *h, bp_http_response *resp)
+{
+    (void)h;
+    http_client_response_free(resp);
+}
+
+static const bp_http_api http_api = {
+    .struct_size = sizeof(bp_http_api),
+    .request = hh_request,
+    .header = hh_header,
+    .response_free = hh_response_free,
+};
+
 /* ---- the table ------------------------------------------------------------------------------- */
 
 const bp_host *host_for_plugin(void *ud, const char *plugin_name)
@@ -222,8 +310,8 @@ const bp_host *host_for_plugin(void *ud, const char *plugin_name)
         .find_notifier = h_find_notifier,
         .list_names = h_list_names,
         .store = c->app->store ? &store_api : NULL,
-        .cache = NULL,
-        .http = NULL,
+        .cache = c->app->cache ? &cache_api : NULL,
+        .http = &http_api,
     };
     return &c->table;
 }

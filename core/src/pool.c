@@ -17,6 +17,14 @@
 
 #define POOL_MAX_CONCURRENCY 256
 
+/* Adaptive prefetch. Leasing only for idle workers costs one broker round trip and two thread
+ * hand-offs per job, which dominates when jobs take microseconds. A queue whose recent jobs
+ * averaged under POOL_PREFETCH_BELOW_US may therefore lease up to POOL_PREFETCH_FACTOR x its
+ * concurrency ahead; as soon as its jobs get longer it leases strictly for idle workers again, so
+ * a long job never holds prefetched jobs hostage (Celery's -Ofair problem). */
+#define POOL_PREFETCH_BELOW_US 2000.0
+#define POOL_PREFETCH_FACTOR   4
+
 typedef struct worker_slot {
     pthread_t tid;
     bool alive;
@@ -32,7 +40,8 @@ typedef struct pool_queue {
     pool_task **chan;
     size_t chan_head, chan_n, chan_cap;
     pthread_cond_t cond;
-    bool maybe_work; /* false after a lease came back short, until a wake-up */
+    double avg_run_us; /* moving average of recent run times (0 = none yet) */
+    bool maybe_work;   /* false after a lease came back short, until a wake-up */
     int64_t processed, succeeded, failed, retried, revoked, handed_back;
 } pool_queue;
 
@@ -214,14 +223,17 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&p->lock);
 
         memset(&out, 0, sizeof out);
+        int64_t began = util_mono_ns();
         if (atomic_load(&t->cancel) == POOL_CANCEL_REVOKED) {
             out.state = JOB_REVOKED;
             out.error = strdup("revoked before it started");
         } else {
             p->run(p->run_ud, t, &out);
         }
+        double took_us = (double)(util_mono_ns() - began) / 1000.0;
 
         pthread_mutex_lock(&p->lock);
+        q->avg_run_us = q->avg_run_us > 0 ? q->avg_run_us * 0.9 + took_us * 0.1 : took_us;
         q->busy--;
         q->processed++;
         switch (out.state) {
@@ -335,23 +347,51 @@ json_t *pool_stats(pool *p)
                      "uptime_ms", (json_int_t)(util_now_ms() - p->started_ms), "queues", queues);
 }
 
-json_t *pool_active(pool *p)
+static json_t *task_json(const pool_task *t)
+{
+    char started[40];
+    util_format_iso8601(t->job->started_ms, started, sizeof started);
+    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:s}", "id", t->job->id, "type", t->job->type,
+                     "queue", t->job->queue, "leased", started, "attempt", t->job->attempts,
+                     "progress", t->progress >= 0 ? json_real(t->progress) : json_null(), "args",
+                     t->job->args);
+}
+
+static bool task_in_channel(const pool *p, const pool_task *t)
+{
+    for (size_t i = 0; i < p->n_queues; i++) {
+        const pool_queue *q = &p->queues[i];
+        for (size_t k = 0; k < q->chan_n; k++) {
+            if (q->chan[(q->chan_head + k) % q->chan_cap] == t) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* Running (on a thread) or reserved (in a channel) tasks. */
+static json_t *tasks_json(pool *p, bool reserved)
 {
     json_t *arr = json_array();
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < p->n_running; i++) {
-        const pool_task *t = p->running[i];
-        char started[40];
-        util_format_iso8601(t->job->started_ms, started, sizeof started);
-        json_array_append_new(arr,
-                              json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:s}", "id", t->job->id,
-                                        "type", t->job->type, "queue", t->job->queue, "started",
-                                        started, "attempt", t->job->attempts, "progress",
-                                        t->progress >= 0 ? json_real(t->progress) : json_null(),
-                                        "args", t->job->args));
+        if (task_in_channel(p, p->running[i]) == reserved) {
+            json_array_append_new(arr, task_json(p->running[i]));
+        }
     }
     pthread_mutex_unlock(&p->lock);
     return arr;
+}
+
+json_t *pool_active(pool *p)
+{
+    return tasks_json(p, false);
+}
+
+json_t *pool_reserved(pool *p)
+{
+    return tasks_json(p, true);
 }
 
 static json_t *queues_json(pool *p)
@@ -467,7 +507,10 @@ static void *dispatcher_main(void *arg)
         p->n_acks = p->cap_acks = 0;
         for (size_t i = 0; i < p->n_queues && !p->stopping && backoff_ms == 0; i++) {
             pool_queue *q = &p->queues[i];
-            int free_slots = q->target - q->busy - (int)q->chan_n;
+            int ahead = q->avg_run_us > 0 && q->avg_run_us < POOL_PREFETCH_BELOW_US
+                            ? q->target * (POOL_PREFETCH_FACTOR - 1)
+                            : 0;
+            int free_slots = q->target + ahead - q->busy - (int)q->chan_n;
             if (q->maybe_work && free_slots > 0) {
                 wants[n_wants].queue = q->name;
                 wants[n_wants].n = free_slots;
@@ -559,8 +602,9 @@ static void *dispatcher_main(void *arg)
                 for (size_t i = 0; i < n_jobs; i++) {
                     got += jobs[i] && strcmp(jobs[i]->queue, wants[w].queue) == 0;
                 }
-                if (got < wants[w].n) {
-                    find_queue(p, wants[w].queue)->maybe_work = false;
+                pool_queue *wq = find_queue(p, wants[w].queue);
+                if (wq && got < wants[w].n) {
+                    wq->maybe_work = false;
                     refresh_due = true;
                 }
             }

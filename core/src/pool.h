@@ -99,5 +99,7 @@ bool pool_task_cancelled(const pool_task *t);
 json_t *pool_stats(pool *p);
 /* The jobs running right now: [{"id","type","queue","started","progress"}...]. */
 json_t *pool_active(pool *p);
+/* Jobs leased ahead (adaptive prefetch) and waiting for a free worker, same shape. */
+json_t *pool_reserved(pool *p);
 
 #endif

@@ -44,7 +44,7 @@ char *bpt_tmpdir(const char *tag)
     path = malloc(len);
     cr_assert(path);
     snprintf(path, len, "%s/bpt-%s-XXXXXX", base, tag);
-    cr_assert(mkdtemp(path) != NULL, "mkdtemp %s: %s", path, strerror(errno));
+    cr_assert(mkdtemp(path) != NULL, "mkdtemp %s failed (errno %d)", path, errno);
     return path;
 }
 
@@ -187,7 +187,7 @@ bpt_result bpt_run(const char *const *argv, const char *const *env, const char *
         close(out_p[0]);
         close(err_p[0]);
         execve(map_bin(argv[0]), (char *const *)(uintptr_t)argv, envp);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        fprintf(stderr, "exec %s failed (errno %d)\n", argv[0], errno);
         _exit(127);
     }
     free(envp);

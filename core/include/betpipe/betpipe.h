@@ -6,6 +6,7 @@
 
 #include "betpipe/cache.h"
 #include "betpipe/host.h"
+#include "betpipe/http.h"
 #include "betpipe/job.h"
 #include "betpipe/log.h"
 #include "betpipe/plugin.h"

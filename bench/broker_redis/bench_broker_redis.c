@@ -1,7 +1,7 @@
 /*
- * broker_redis_bench.c - figures for the Redis broker at the broker_ops level.
+ * bench_broker_redis.c - figures for the Redis broker at the broker_ops level.
  *
- *   broker_redis_bench URL [N] [THREADS] [BATCH] [SHARED]
+ *   bench_broker_redis URL [N] [THREADS] [BATCH] [SHARED]   (bench/broker_redis.sh runs it)
  *
  * Prints, for N no-op jobs on one queue:
  *   enqueue one by one (jobs/s), enqueue in batches of 1,000 (jobs/s),
