@@ -756,7 +756,9 @@ static void drop_quietly(redis_conn *c)
 static void mark_down(redis_conn *c, const char *why)
 {
     drop_quietly(c);
-    snprintf(c->last_error, sizeof c->last_error, "%s", why);
+    if (why != c->last_error) { /* callers may pass the last error itself */
+        snprintf(c->last_error, sizeof c->last_error, "%s", why);
+    }
     if (!c->in_outage) {
         c->in_outage = true;
         c->outage_start_ms = mono_ms();
