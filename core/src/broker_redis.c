@@ -2549,7 +2549,8 @@ static int br_heartbeat(broker *base, const broker_worker_info *w, const json_t 
     }
     for (size_t k = 0; k < nscript; k++) {
         for (size_t e = 0; rs[k]->type == REDIS_REPLY_ARRAY && e < rs[k]->elements; e++) {
-            json_array_append_new(revoked, json_string(rs[k]->element[e]->str));
+            json_array_append_new(
+                revoked, json_pack("{s:s, s:b}", "id", rs[k]->element[e]->str, "terminate", 0));
         }
     }
 done:
@@ -2913,8 +2914,12 @@ static int br_get(broker *base, const char *id, job **out, bp_error *err)
     return rc;
 }
 
-static int br_revoke(broker *base, const char *id, job_state *out_state, bp_error *err)
+static int br_revoke(broker *base, const char *id, bool terminate, job_state *out_state,
+                     bp_error *err)
 {
+    /* The terminate flag is not carried by the Redis scripts yet: a running job is asked to
+     * stop cooperatively, as without it. */
+    (void)terminate;
     broker_redis *b = BR(base);
     redis_conn *c = NULL;
     redisReply *r = NULL;

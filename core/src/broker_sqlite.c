@@ -142,8 +142,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_RENEW] = "UPDATE jobs SET lease_until = ?2 WHERE worker = ?1 AND state = 2",
     [ST_PROGRESS] = "UPDATE jobs SET progress = ?3, progress_msg = ?4 WHERE id = ?1 AND worker "
                     "= ?2 AND state = 2",
-    [ST_REVOKED_RUNNING] = "SELECT id FROM jobs WHERE worker = ?1 AND state = 2 AND "
-                           "revoke_requested = 1",
+    [ST_REVOKED_RUNNING] = "SELECT id, revoke_requested FROM jobs WHERE worker = ?1 AND "
+                           "state = 2 AND revoke_requested > 0",
     [ST_WORKER_DELETE] = "DELETE FROM workers WHERE id = ?1",
     [ST_RELEASE_WORKER] = "UPDATE jobs SET state = 0, worker = NULL, lease_until = NULL, "
                           "attempts = max(attempts - 1, 0) WHERE worker = ?1 AND state = 2",
@@ -151,7 +151,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_REVOKE_WAITING] = "UPDATE jobs SET state = 6, finished_ms = ?2, result_expires_at = ?2 "
                           "+ ?3, error = 'revoked' WHERE id = ?1 AND state IN (0, 1, 3) "
                           "RETURNING " JOB_COLS,
-    [ST_REVOKE_RUNNING] = "UPDATE jobs SET revoke_requested = 1 WHERE id = ?1 AND state = 2",
+    [ST_REVOKE_RUNNING] = "UPDATE jobs SET revoke_requested = max(revoke_requested, ?2) WHERE "
+                          "id = ?1 AND state = 2",
     [ST_PURGE] = "DELETE FROM jobs WHERE queue = ?1 AND state IN (0, 1, 3)",
 };
 
@@ -710,7 +711,9 @@ static int sq_heartbeat(broker *b, const broker_worker_info *w, const json_t *st
         st = stmt(s, ST_REVOKED_RUNNING);
         sqlite3_bind_text(st, 1, w->id, -1, SQLITE_STATIC);
         while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-            json_array_append_new(revoked, json_string((const char *)sqlite3_column_text(st, 0)));
+            json_array_append_new(revoked, json_pack("{s:s, s:b}", "id",
+                                                     (const char *)sqlite3_column_text(st, 0),
+                                                     "terminate", sqlite3_column_int(st, 1) >= 2));
         }
         if (step != SQLITE_DONE) {
             rc = sq_error(s, step, "read revokes", err);
@@ -1034,7 +1037,7 @@ static int sq_get(broker *b, const char *id, job **out, bp_error *err)
     return rc;
 }
 
-static int sq_revoke(broker *b, const char *id, job_state *out_state, bp_error *err)
+static int sq_revoke(broker *b, const char *id, bool terminate, job_state *out_state, bp_error *err)
 {
     sq_broker *s = sq(b);
     job_list finals = {0};
@@ -1053,6 +1056,7 @@ static int sq_revoke(broker *b, const char *id, job_state *out_state, bp_error *
     if (rc == BP_OK && finals.n == 0) {
         st = stmt(s, ST_REVOKE_RUNNING);
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, terminate ? 2 : 1);
         step = sqlite3_step(st);
         if (step != SQLITE_DONE) {
             rc = sq_error(s, step, "revoke", err);

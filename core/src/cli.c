@@ -749,6 +749,10 @@ static int cmd_purge(cli_args *a, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+static const cli_opt revoke_opts[] = {
+    {"terminate", false, "     a running job in a process of its own is killed, not asked"},
+};
+
 static int cmd_revoke(cli_args *a, int argc, char **argv)
 {
     app *ap = NULL;
@@ -763,7 +767,7 @@ static int cmd_revoke(cli_args *a, int argc, char **argv)
     if ((rc = cli_open_app(a, APP_BROKER, &ap)) != 0) {
         return rc;
     }
-    rc = ap->broker->ops->revoke(ap->broker, a->positional[0], &st, &err);
+    rc = ap->broker->ops->revoke(ap->broker, a->positional[0], cli_flag(a, "terminate"), &st, &err);
     if (rc != BP_OK) {
         rc = cli_fail(a, rc, err.msg);
         app_close(ap);
@@ -979,8 +983,9 @@ static const cli_command cmd_jobs_entry = {"jobs", "jobs [options]",
 static const cli_command cmd_purge_entry = {
     "purge", "purge QUEUE", "delete every waiting job of a queue", NULL, 0, cmd_purge};
 
-static const cli_command cmd_revoke_entry = {
-    "revoke", "revoke ID", "cancel a job (queued, delayed or running)", NULL, 0, cmd_revoke};
+static const cli_command cmd_revoke_entry = {"revoke", "revoke ID [--terminate]",
+                                             "cancel a job (queued, delayed or running)",
+                                             CLI_OPTS(revoke_opts), cmd_revoke};
 
 static const cli_command cmd_plugins_entry = {
     "plugins",  "plugins [check FILE]", "list loaded plugins, or check one file", NULL, 0,

@@ -104,7 +104,8 @@ static void execute(app *a, pool *p, pool_task *t, pool_outcome *out)
             out->state = JOB_PENDING; /* handed back: it runs again after the restart */
             log_info("exec", "job interrupted by shutdown, handed back id=%s type=%s", j->id,
                      j->type);
-        } else if (rc == BP_E_CANCELLED && cancel == POOL_CANCEL_REVOKED) {
+        } else if (rc == BP_E_CANCELLED &&
+                   (cancel == POOL_CANCEL_REVOKED || cancel == POOL_CANCEL_TERMINATE)) {
             set_error(out, JOB_REVOKED, "revoked while running: %s", msg);
         } else if (rc == BP_E_CANCELLED && t->soft_deadline_ms > 0 &&
                    util_now_ms() >= t->soft_deadline_ms) {

@@ -224,7 +224,8 @@ static void *worker_main(void *arg)
 
         memset(&out, 0, sizeof out);
         int64_t began = util_mono_ns();
-        if (atomic_load(&t->cancel) == POOL_CANCEL_REVOKED) {
+        if (atomic_load(&t->cancel) == POOL_CANCEL_REVOKED ||
+            atomic_load(&t->cancel) == POOL_CANCEL_TERMINATE) {
             out.state = JOB_REVOKED;
             out.error = strdup("revoked before it started");
         } else {
@@ -432,12 +433,15 @@ static void do_heartbeat(pool *p)
         pthread_mutex_lock(&p->lock);
         json_array_foreach(revoked, i, v)
         {
-            const char *id = json_string_value(v);
-            for (size_t k = 0; k < p->n_running; k++) {
+            const char *id = json_string_value(json_object_get(v, "id"));
+            int why = json_is_true(json_object_get(v, "terminate")) ? POOL_CANCEL_TERMINATE
+                                                                    : POOL_CANCEL_REVOKED;
+            for (size_t k = 0; id && k < p->n_running; k++) {
                 if (strcmp(p->running[k]->job->id, id) == 0 &&
-                    atomic_load(&p->running[k]->cancel) == POOL_CANCEL_NONE) {
-                    atomic_store(&p->running[k]->cancel, POOL_CANCEL_REVOKED);
-                    log_info("pool", "job revoked while running, asking it to stop id=%s", id);
+                    atomic_load(&p->running[k]->cancel) < why) {
+                    atomic_store(&p->running[k]->cancel, why);
+                    log_info("pool", "job revoked while running, asking it to stop id=%s%s", id,
+                             why == POOL_CANCEL_TERMINATE ? " (terminate)" : "");
                 }
             }
         }

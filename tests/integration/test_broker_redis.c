@@ -423,7 +423,7 @@ static void conf_unique_key(bt *t)
     put(t, j, c);
     /* revoke releases it too */
     job_state st;
-    cr_assert_eq(t->b->ops->revoke(t->b, c, &st, NULL), BP_OK);
+    cr_assert_eq(t->b->ops->revoke(t->b, c, false, &st, NULL), BP_OK);
     j = mk("q", "ml.train");
     cr_assert_eq(job_set_str(&j->unique_key, "ml.train:EPL"), BP_OK);
     put(t, j, NULL);
@@ -470,9 +470,9 @@ static void conf_revoke(bt *t)
     j->state = JOB_SCHEDULED;
     put(t, j, delayed);
 
-    cr_assert_eq(t->b->ops->revoke(t->b, queued, &st, &err), BP_OK, "%s", err.msg);
+    cr_assert_eq(t->b->ops->revoke(t->b, queued, false, &st, &err), BP_OK, "%s", err.msg);
     cr_assert_eq(st, JOB_REVOKED);
-    cr_assert_eq(t->b->ops->revoke(t->b, delayed, &st, &err), BP_OK);
+    cr_assert_eq(t->b->ops->revoke(t->b, delayed, false, &st, &err), BP_OK);
     cr_assert_eq(st, JOB_REVOKED);
     advance(10000);
     cr_assert_eq(take_count(t, "w", "q", 5), 0, "revoked jobs never run");
@@ -484,11 +484,11 @@ static void conf_revoke(bt *t)
     heartbeat(t->b, "w", &revoked);
     cr_assert_eq(json_array_size(revoked), 0);
     json_decref(revoked);
-    cr_assert_eq(t->b->ops->revoke(t->b, running, &st, &err), BP_OK);
+    cr_assert_eq(t->b->ops->revoke(t->b, running, false, &st, &err), BP_OK);
     cr_assert_eq(st, JOB_STARTED);
     heartbeat(t->b, "w", &revoked);
     cr_assert_eq(json_array_size(revoked), 1);
-    cr_assert_str_eq(json_string_value(json_array_get(revoked, 0)), running);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(revoked, 0), "id")), running);
     json_decref(revoked);
     ack(t, "w", running, JOB_REVOKED, NULL, "cancelled", 0);
     cr_assert_eq(state_of(t, running), JOB_REVOKED);
@@ -497,12 +497,12 @@ static void conf_revoke(bt *t)
     json_decref(revoked);
 
     /* finished: nothing to revoke, and it says so */
-    cr_assert_eq(t->b->ops->revoke(t->b, done, &st, &err), BP_E_STATE);
+    cr_assert_eq(t->b->ops->revoke(t->b, done, false, &st, &err), BP_E_STATE);
     cr_assert(strstr(err.msg, "already finished"), "%s", err.msg);
     cr_assert_eq(st, JOB_SUCCESS);
     cr_assert_eq(state_of(t, done), JOB_SUCCESS);
-    cr_assert_eq(t->b->ops->revoke(t->b, queued, &st, &err), BP_E_STATE, "revoked twice");
-    cr_assert_eq(t->b->ops->revoke(t->b, "no-such-job", &st, &err), BP_E_NOTFOUND);
+    cr_assert_eq(t->b->ops->revoke(t->b, queued, false, &st, &err), BP_E_STATE, "revoked twice");
+    cr_assert_eq(t->b->ops->revoke(t->b, "no-such-job", false, &st, &err), BP_E_NOTFOUND);
     cr_assert_eq(stat_of(t, "q", "revoked"), 2);
 }
 
@@ -512,7 +512,7 @@ static void conf_revoked_running_retry_does_not_retry(bt *t)
     job_state st;
     put_new(t, "q", id);
     cr_assert_eq(take_count(t, "w", "q", 1), 1);
-    cr_assert_eq(t->b->ops->revoke(t->b, id, &st, NULL), BP_OK);
+    cr_assert_eq(t->b->ops->revoke(t->b, id, false, &st, NULL), BP_OK);
     ack(t, "w", id, JOB_RETRY, NULL, "transient", util_now_ms() + 1000);
     cr_assert_eq(state_of(t, id), JOB_REVOKED);
 }
@@ -947,7 +947,7 @@ static void conf_wake_on_enqueue_revoke_and_done(bt *t)
 
     /* its running job is revoked from elsewhere: woken to heartbeat and learn it */
     job_state st;
-    cr_assert_eq(t->b->ops->revoke(t->b, id, &st, &err), BP_OK);
+    cr_assert_eq(t->b->ops->revoke(t->b, id, false, &st, &err), BP_OK);
     cr_assert_eq(st, JOB_STARTED);
     cr_assert(readable_within(wfd, 5000), "the worker was not woken by a revoke");
     json_t *revoked = NULL;
@@ -1027,7 +1027,7 @@ static void conf_give_back(bt *t)
     cr_assert_str_eq(v[0]->id, a, "back at its place in the queue");
     cr_assert_eq(v[0]->attempts, 1);
     free_jobs(v, n);
-    cr_assert_eq(t->b->ops->revoke(t->b, b2, &st, NULL), BP_OK);
+    cr_assert_eq(t->b->ops->revoke(t->b, b2, false, &st, NULL), BP_OK);
     ack(t, "w", b2, JOB_PENDING, NULL, NULL, 0);
     cr_assert_eq(state_of(t, b2), JOB_REVOKED, "a revoked job handed back does not run again");
 }
@@ -1109,7 +1109,7 @@ static void conf_on_final_records(bt *t)
     ack_on(b, "w", ok, JOB_SUCCESS, "{\"rmse\":0.5}", NULL, 0);
     ack_on(other, "w", fail, JOB_FAILURE, NULL, "no data", 0);
     job_state js;
-    cr_assert_eq(b->ops->revoke(b, rev, &js, NULL), BP_OK);
+    cr_assert_eq(b->ops->revoke(b, rev, false, &js, NULL), BP_OK);
     broker_want w2 = {"fq2", 1};
     cr_assert_eq(b->ops->exchange(b, "w", NULL, 0, &w2, 1, &v, &n, NULL), BP_OK);
     free_jobs(v, n);
@@ -1176,7 +1176,7 @@ static void conf_wake_kinds(bt *t)
     free_jobs(v, n);
     worker->ops->drain_wake(worker);
     job_state st;
-    cr_assert_eq(t->b->ops->revoke(t->b, id, &st, NULL), BP_OK);
+    cr_assert_eq(t->b->ops->revoke(t->b, id, false, &st, NULL), BP_OK);
     cr_assert(readable_within(fd, 5000));
     int what = 0;
     /* the REVOKE bit may come with other bits; poll until it shows (bounded) */
