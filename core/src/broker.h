@@ -22,6 +22,12 @@
  *  - Revoke: PENDING/SCHEDULED/RETRY jobs become REVOKED at once and never run; a STARTED job
  *    is flagged, its worker learns it at the next renew and cancels it cooperatively - or, with
  *    `terminate`, kills it when it runs in a process of its own (isolation).
+ *  - Limits shared by every worker, stored in the broker: a rate limit per job type (a job
+ *    over it stays waiting and is leased when a token returns) and a cap on the jobs of a queue
+ *    leased at once. Neither ever fails a job.
+ *  - Events: every state change appends an event (job sent, received, started, succeeded,
+ *    failed, retried, revoked, expired, dead; worker online, heartbeat, offline) to a capped log
+ *    in the broker, written in the same atomic step as the change; `betpipe monitor` tails it.
  *
  * Threading: a broker object may be used from several threads; backends serialise internally.
  */
@@ -47,7 +53,9 @@ typedef struct broker broker;
 typedef struct broker_ack {
     const char *id;
     /* SUCCESS, FAILURE, RETRY, REVOKED (cancelled after a revoke), or PENDING to hand the job
-     * back untouched (graceful shutdown interrupted it): requeued, the attempt not counted. */
+     * back untouched (graceful shutdown interrupted it): requeued, the attempt not counted.
+     * STARTED is not an ack but a notice: a worker thread began running the job. It changes
+     * nothing but the event log (job-started); the lease stays as it is. */
     job_state state;
     const char *result;  /* compact JSON text, SUCCESS only (may be NULL) */
     const char *error;   /* FAILURE/RETRY/REVOKED: why */
@@ -139,8 +147,10 @@ typedef struct broker_ops {
      * expire waiting jobs past their expires, purge finished records past result_ttl. */
     int (*reap)(broker *b, broker_reap_report *out, bp_error *err);
 
-    /* Earliest instant at which a SCHEDULED/RETRY job of one of `queues` becomes due;
-     * INT64_MAX when none. */
+    /* Earliest future instant at which a waiting job of one of `queues` may become leasable:
+     * a SCHEDULED/RETRY job becomes due, or a job type held back by its rate limit gets its next
+     * token. INT64_MAX when none. A worker that got fewer jobs than it asked for sleeps until
+     * then (or until woken): a rate-limited queue costs one exchange per token, no polling. */
     int (*next_due)(broker *b, const char *const *queues, size_t n_queues, int64_t *out_ms,
                     bp_error *err);
 
@@ -168,6 +178,35 @@ typedef struct broker_ops {
     int (*wake_fd)(broker *b);
     int (*drain_wake)(broker *b);
 
+    /* ---- limits shared by every worker (additive: phase 2 of the Redis issue) ---- */
+
+    /* Let at most `rate` jobs of `type` start, across every worker of this broker: "N/s",
+     * "N/m", "N/h" or "N/d" (see broker_rate_parse). Tokens return evenly (10/m: one every 6 s,
+     * with a burst of at most 100 ms worth of tokens), so no window of one period ever sees
+     * more than N (plus that burst). NULL or "" removes the limit; throttled jobs go at once. */
+    int (*set_rate_limit)(broker *b, const char *type, const char *rate, bp_error *err);
+    /* Lease at most `max` jobs of `queue` at once across every worker (BullMQ's global
+     * concurrency); 0 removes the cap. Jobs beyond it wait; a finishing job wakes a worker. */
+    int (*set_queue_cap)(broker *b, const char *queue, int max, bp_error *err);
+    /* {"rate_limits": {"type": "10/m", ...}, "queue_caps": {"queue": n, ...}} (new reference). */
+    int (*limits)(broker *b, json_t **out, bp_error *err);
+
+    /* ---- events ---- */
+
+    /* Read the events that follow `cursor`, waiting up to block_ms for the first one. The
+     * cursor is a JSON object whose contents belong to the backend: pass a new empty object
+     * the first time (= events from now on) and the same object on every later call; it is
+     * advanced past what was returned. *out gets a new array of event objects
+     * {"ts": ms, "event": "job-started", "id", "type", "queue", "worker", "error", ...} in the
+     * order they happened (fields a kind does not know are absent). */
+    int (*events)(broker *b, json_t *cursor, int64_t block_ms, json_t **out, bp_error *err);
+
+    /* ---- diagnostics ---- */
+
+    /* Problems with the broker's environment for `betpipe config check`, e.g. a Redis whose
+     * maxmemory-policy may evict queue keys: a new array of strings (empty when all is well). */
+    int (*diagnose)(broker *b, json_t **out, bp_error *err);
+
     void (*destroy)(broker *b);
 } broker_ops;
 
@@ -186,6 +225,33 @@ int broker_open(const char *url, const char *data_dir, const broker_options *opt
 int broker_sqlite_open(const char *path, const char *data_dir, const broker_options *opts,
                        broker **out, bp_error *err);
 int broker_redis_open(const char *url, const broker_options *opts, broker **out, bp_error *err);
+
+/* Is `url` a Redis broker URL (redis://, rediss://, unix://)? */
+bool broker_url_is_redis(const char *url);
+/* Split a Redis broker URL into the connection URL (without betpipe's own `prefix=` parameter)
+ * and the key prefix (default "bp"). Both are new strings. Used by everything that must find
+ * the broker's keys: the broker itself, the control channel over Redis. */
+int broker_redis_split_url(const char *url, char **out_url, char **out_prefix, bp_error *err);
+
+/* Parse a rate limit "N/s", "N/m", "N/h" or "N/d" (N a positive integer; "N/min", "N/hour" ...
+ * are not accepted: one letter). *out_count = N, *out_period_ms = the period. */
+int broker_rate_parse(const char *rate, int64_t *out_count, int64_t *out_period_ms, bp_error *err);
+/* The token schedule of a rate: one token every *out_interval_ms, and how far ahead of
+ * schedule a worker may run (*out_tolerance_ms: a burst of up to 100 ms worth of tokens, at
+ * least one token). Both backends enforce the same generic cell rate algorithm with these. */
+void broker_rate_schedule(int64_t count, int64_t period_ms, double *out_interval_ms,
+                          double *out_tolerance_ms);
+
+/* How many events each event log keeps (the oldest are dropped). */
+#define BROKER_EVENTS_MAX 10000
+
+/* Backends store events in batches: one entry per kind and step, with the job ids (and their
+ * types, when known) space-separated. This expands one entry into event objects appended to
+ * `out` (kind "job-..." gives one object per id; "worker-..." one object, with the JSON object
+ * `data` merged in). Any string may be NULL. */
+void broker_event_expand(json_t *out, int64_t ts, const char *kind, const char *queue,
+                         const char *worker, const char *ids, const char *types, const char *error,
+                         const char *data);
 
 static inline void broker_destroy(broker *b)
 {
