@@ -131,21 +131,27 @@
 #include "redis_conn.h"
 #include "util.h"
 
-#define BR_MAX_CONNS     8
-#define BR_ENQUEUE_CHUNK 500   /* jobs per enqueue script call */
-#define BR_REAP_LIMIT    1000  /* items per reap step per call */
-#define BR_PURGE_LIMIT   5000  /* jobs deleted per purge call */
-#define BR_BLOCK_MS      5000  /* wake thread's BZPOPMIN timeout (doubles as health check) */
-#define BR_LIST_SCAN_MAX 20000 /* index entries a listing reads per queue at most */
-#define BR_MAX_NAME      200
+#define BR_MAX_CONNS       8
+#define BR_ENQUEUE_CHUNK   500   /* jobs per enqueue script call */
+#define BR_REAP_LIMIT      1000  /* items per reap step per call */
+#define BR_PURGE_LIMIT     5000  /* jobs deleted per purge call */
+#define BR_BLOCK_MS        5000  /* wake thread's BZPOPMIN timeout (doubles as health check) */
+#define BR_LIST_SCAN_MAX   20000 /* index entries a listing reads per queue at most */
+#define BR_MAX_NAME        200
+#define BR_OFFLINE_KEEP_MS 3600000 /* a lost worker stays listed as offline this long */
 
 /* ============================================================================================
  * Lua
  * ========================================================================================== */
 
-/* Shared by every script: the argument convention and the helpers. Each script's source is this
- * text followed by its own body, joined once at start-up (C caps literals at 4095 bytes). */
-static const char lua_common[] =
+/* Shared by every script: the argument convention and the helpers. Each script's source is the
+ * parts it names joined once at start-up (C caps literals at 4095 bytes): lua_head (arguments,
+ * events, small helpers), lua_common (finishing, leasing, promotion, expiry), lua_limits (rate
+ * limits), then its own body. */
+#define BR_STR_(x) #x
+#define BR_STR(x)  BR_STR_(x)
+
+static const char lua_head[] =
     "local P = ARGV[1]\n"
     "local NOW = tonumber(ARGV[2])\n"
     "local TTL = tonumber(ARGV[3])\n"
@@ -156,17 +162,82 @@ static const char lua_common[] =
     "local FINAL = {SUCCESS = true, FAILURE = true, REVOKED = true, EXPIRED = true, DEAD = true}\n"
     "local ANNOUNCE = {}\n"
     "local FINALS = {}\n"
-    "local function jk(id) return P .. 'j:' .. id end\n"
-    "local function wake() redis.call('ZADD', P .. 'marker', 0, 'w') end\n"
-    /* Many members in few commands: t is a flat argument list, sent `step` at a time. */
-    "local function bulk(cmd, key, t, step)\n"
-    "  for i = 1, #t, step do\n"
-    "    redis.call(cmd, key, unpack(t, i, math.min(i + step - 1, #t)))\n"
-    "  end\n"
-    "end\n"
-    /* One message for every job this call finished. */
+    /* G: the global prefix ("bp:"), for the few keys outside a queue's slot (rate limits). The
+       queue name is the hash tag of P. */
+    "local G = P:sub(1, P:find(':{', 1, true))\n"
+    "local QN = P:match(':{(.*)}:$') or ''\n"
+    "local EVMAX = " BR_STR(
+        BROKER_EVENTS_MAX) "\n"
+                           "local function jk(id) return P .. 'j:' .. id end\n"
+                           "local function wake() redis.call('ZADD', P .. 'marker', 0, 'w') end\n"
+                           /* Many members in few commands: t is a flat argument list, sent `step`
+                              at a time. */
+                           "local function bulk(cmd, key, t, step)\n"
+                           "  for i = 1, #t, step do\n"
+                           "    redis.call(cmd, key, unpack(t, i, math.min(i + step - 1, #t)))\n"
+                           "  end\n"
+                           "end\n"
+                           /* The job type is the first field of a packed spec "1|<len>:<type>...".
+                            */
+                           "local function spec_type(d)\n"
+                           "  local n = d and d:match('^1|(%d+):')\n"
+                           "  if not n then return nil end\n"
+                           "  return d:sub(#n + 4, #n + 3 + tonumber(n))\n"
+                           "end\n"
+                           /* The set a waiting job sits in: a PENDING job held back by its rate
+                              limit ('held' = its type) waits in rlp:<type>, not in pending. */
+                           "local function waitkey(st, held)\n"
+                           "  if st == 'PENDING' and held then return 'rlp:' .. held end\n"
+                           "  return WAITSET[st]\n"
+                           "end\n"
+                           /* Events of this call, written to the queue's capped stream when it ends
+                              (atomic with the changes). Kinds that happen to many jobs at once are
+                              batched into one entry (ids and types space-separated); those that
+                              carry an error get an entry each. */
+                           "local EVB, EVK, EVS = {}, {}, {}\n"
+                           "local EVW = ''\n"
+                           "local function ev(kind, id, ty)\n"
+                           "  local b = EVB[kind]\n"
+                           "  if not b then\n"
+                           "    b = {ids = {}, types = {}}\n"
+                           "    EVB[kind] = b\n"
+                           "    EVK[#EVK + 1] = kind\n"
+                           "  end\n"
+                           "  b.ids[#b.ids + 1] = id\n"
+                           "  if ty then b.types[#b.types + 1] = ty end\n"
+                           "end\n"
+                           "local function ev1(kind, id, err, w)\n"
+                           "  EVS[#EVS + 1] = {kind, id, err or '', w or EVW}\n"
+                           "end\n"
+                           "local function ev_flush()\n"
+                           "  local key = P .. 'events'\n"
+                           "  for _, kind in ipairs(EVK) do\n"
+                           "    local b = EVB[kind]\n"
+                           "    local f = {'XADD', key, 'MAXLEN', '~', EVMAX, '*', 'e', kind, 'q', "
+                           "QN, 'ids',\n"
+                           "               table.concat(b.ids, ' ')}\n"
+                           "    if #b.types == #b.ids then\n"
+                           "      f[#f + 1] = 'types'\n"
+                           "      f[#f + 1] = table.concat(b.types, ' ')\n"
+                           "    end\n"
+                           "    if EVW ~= '' then\n"
+                           "      f[#f + 1] = 'w'\n"
+                           "      f[#f + 1] = EVW\n"
+                           "    end\n"
+                           "    redis.call(unpack(f))\n"
+                           "  end\n"
+                           "  for _, e in ipairs(EVS) do\n"
+                           "    redis.call('XADD', key, 'MAXLEN', '~', EVMAX, '*', 'e', e[1], 'q', "
+                           "QN, 'ids', e[2], 'err',\n"
+                           "               e[3], 'w', e[4])\n"
+                           "  end\n"
+                           "end\n";
+
+static const char lua_common[] =
+    /* One message for every job this call finished, and the call's events. */
     "local function announce()\n"
     "  if #ANNOUNCE > 0 then redis.call('PUBLISH', CHAN, table.concat(ANNOUNCE, '\\n')) end\n"
+    "  ev_flush()\n"
     "end\n"
     /* Back to PENDING. keep: reuse the score it had (a reclaimed job goes back to its old place);
        otherwise a new sequence number puts it behind its priority peers. */
@@ -182,15 +253,21 @@ static const char lua_common[] =
     "  end\n"
     "  redis.call('ZADD', P .. 'pending', sc, id)\n"
     "end\n"
-    /* A final state: record (with the extra fields in `more`), index, expire the record later, free
-       the unique key, announce, and - when the caller asked for them and does not know the job
-       itself (`known`) - return the record: {id, spec, state, attempts, crashes, worker, started,
-       finished, result, error}. */
+    "local EVNAME = {SUCCESS = 'job-succeeded', FAILURE = 'job-failed', REVOKED = 'job-revoked',\n"
+    "                EXPIRED = 'job-expired', DEAD = 'job-dead'}\n"
+    /* A final state: record (with the extra fields in `more`), index, expire the record later,
+       free the unique key, announce, and - when the caller asked for them and does not know the
+       job itself (`known`) - return the record: {id, spec, state, attempts, crashes, worker,
+       started, finished, result, error}. */
     "local function finish(id, state, fin, uk, more, known)\n"
     "  local k = jk(id)\n"
     "  local f = {'st', state, 'fin', fin}\n"
+    "  local err = nil\n"
     "  if more then\n"
-    "    for _, v in ipairs(more) do f[#f + 1] = v end\n"
+    "    for i, v in ipairs(more) do\n"
+    "      f[#f + 1] = v\n"
+    "      if v == 'err' and i % 2 == 1 then err = more[i + 1] end\n"
+    "    end\n"
     "  end\n"
     "  redis.call('HSET', k, unpack(f))\n"
     "  redis.call('ZADD', P .. 'done:' .. state, fin, id)\n"
@@ -200,6 +277,7 @@ static const char lua_common[] =
     "  end\n"
     "  if TTL > 0 then redis.call('PEXPIRE', k, TTL) end\n"
     "  ANNOUNCE[#ANNOUNCE + 1] = id .. ' ' .. state\n"
+    "  if state == 'SUCCESS' then ev('job-succeeded', id) else ev1(EVNAME[state], id, err) end\n"
     "  if WANT_FINAL and not known then\n"
     "    local h = redis.call('HMGET', k, 'd', 'att', 'cr', 'w', 'sa', 'res', 'err')\n"
     "    FINALS[#FINALS + 1] = {id, h[1] or '', state, h[2] or '0', h[3] or '0', h[4] or '',\n"
@@ -220,6 +298,7 @@ static const char lua_common[] =
     "    redis.call('ZADD', P .. 'active', NOW + lease, id)\n"
     "    redis.call('SADD', P .. 'wl:' .. w, id)\n"
     "  end\n"
+    "  ev('job-received', id, spec_type(h[5]) or '?')\n"
     "  return {id, h[5] or '', att, tonumber(h[6] or '0') or 0}\n"
     "end\n"
     "local function promote(set, limit)\n"
@@ -242,10 +321,11 @@ static const char lua_common[] =
     "  local n = 0\n"
     "  for _, id in ipairs(ids) do\n"
     "    local k = jk(id)\n"
-    "    local h = redis.call('HMGET', k, 'st', 'uk')\n"
-    "    local set = h[1] and WAITSET[h[1]]\n"
+    "    local h = redis.call('HMGET', k, 'st', 'uk', 'held')\n"
+    "    local set = h[1] and waitkey(h[1], h[3])\n"
     "    if set then\n"
     "      redis.call('ZREM', P .. set, id)\n"
+    "      if h[3] then redis.call('HDEL', k, 'held') end\n"
     "      expire_job(id, k, h[2])\n"
     "      n = n + 1\n"
     "    else\n"
@@ -255,10 +335,99 @@ static const char lua_common[] =
     "  return n\n"
     "end\n";
 
-/* ARGV 6: n, then 9 values per job (see the first comment). Returns per job "" (stored) or the
- * id of the job that holds its id or unique key. */
+static const char lua_limits[] =
+    /* Rate limits per job type (generic cell rate algorithm, see broker_rate_schedule): G..'rates'
+       maps a type to "<interval ms> <tolerance ms> <rate>", G..'rtat' to the theoretical arrival
+       time of its next token. They are global keys, the one exception to "a script touches one
+       queue's slot": a type's limit holds across all its queues. A job that finds no token is
+       parked in P..'rlp:<type>' (score = its pending score, so it keeps its place) and P..'rlq'
+       remembers, per parked type, when its next token comes. */
+    "local RATES = nil\n"
+    "local TAT, TAT_DIRTY = {}, {}\n"
+    "local function rates_on()\n"
+    "  return redis.call('EXISTS', G .. 'rates') == 1\n"
+    "end\n"
+    "local function rate_of(ty)\n"
+    "  if RATES == nil then\n"
+    "    RATES = {}\n"
+    "    local kv = redis.call('HGETALL', G .. 'rates')\n"
+    "    for i = 1, #kv, 2 do\n"
+    "      local iv, tol = kv[i + 1]:match('^(%S+) (%S+)')\n"
+    "      if iv then RATES[kv[i]] = {tonumber(iv), tonumber(tol)} end\n"
+    "    end\n"
+    "  end\n"
+    "  return RATES[ty]\n"
+    "end\n"
+    "local function tat_of(ty)\n"
+    "  local t = TAT[ty]\n"
+    "  if t == nil then\n"
+    "    t = tonumber(redis.call('HGET', G .. 'rtat', ty) or '0') or 0\n"
+    "    TAT[ty] = t\n"
+    "  end\n"
+    "  if t < NOW then return NOW end\n"
+    "  return t\n"
+    "end\n"
+    "local function take_token(ty, r)\n"
+    "  local t = tat_of(ty)\n"
+    "  if t - r[2] > NOW then return false end\n"
+    "  TAT[ty] = t + r[1]\n"
+    "  TAT_DIRTY[ty] = true\n"
+    "  return true\n"
+    "end\n"
+    "local function save_tats()\n"
+    "  for ty in pairs(TAT_DIRTY) do\n"
+    "    redis.call('HSET', G .. 'rtat', ty, string.format('%.3f', TAT[ty]))\n"
+    "  end\n"
+    "end\n"
+    /* May job id (spec d, pending score sc) start now? If its type is out of tokens it is parked.
+     */
+    "local function admit(id, k, d, sc)\n"
+    "  local ty = spec_type(d)\n"
+    "  local r = ty and rate_of(ty)\n"
+    "  if not r or take_token(ty, r) then return true end\n"
+    "  redis.call('ZADD', P .. 'rlp:' .. ty, sc, id)\n"
+    "  redis.call('HSET', k, 'held', ty)\n"
+    "  redis.call('ZADD', P .. 'rlq', tat_of(ty) - r[2], ty)\n"
+    "  return false\n"
+    "end\n"
+    /* Parked jobs whose type has tokens again go back to pending at their old place: as many as
+       there are tokens (all of them, up to limit, when the limit was removed). */
+    "local function unpark(limit)\n"
+    "  if redis.call('EXISTS', P .. 'rlq') == 0 then return 0 end\n"
+    "  local moved_total = 0\n"
+    "  for _, ty in ipairs(redis.call('ZRANGEBYSCORE', P .. 'rlq', '-inf', NOW, 'LIMIT', 0, 100)) "
+    "do\n"
+    "    local k = P .. 'rlp:' .. ty\n"
+    "    local r = rate_of(ty)\n"
+    "    local n = limit\n"
+    "    if r then\n"
+    "      n = math.floor((NOW + r[2] - tat_of(ty)) / r[1]) + 1\n"
+    "      if n > limit then n = limit end\n"
+    "      if n < 0 then n = 0 end\n"
+    "    end\n"
+    "    if n > 0 then\n"
+    "      local moved = redis.call('ZPOPMIN', k, n)\n"
+    "      for i = 1, #moved, 2 do\n"
+    "        redis.call('HDEL', jk(moved[i]), 'held')\n"
+    "        redis.call('ZADD', P .. 'pending', moved[i + 1], moved[i])\n"
+    "      end\n"
+    "      moved_total = moved_total + #moved / 2\n"
+    "    end\n"
+    "    if redis.call('EXISTS', k) == 0 then\n"
+    "      redis.call('ZREM', P .. 'rlq', ty)\n"
+    "    elseif r then\n"
+    "      redis.call('ZADD', P .. 'rlq', tat_of(ty) + n * r[1] - r[2], ty)\n"
+    "    else\n"
+    "      redis.call('ZADD', P .. 'rlq', NOW, ty)\n"
+    "    end\n"
+    "  end\n"
+    "  return moved_total\n"
+    "end\n";
+
 static const char lua_enqueue[] =
-    /* Per job: id, unique key, eta, expires, priority, created, attempts, crashes, spec. */
+    /* ARGV 6: n, then 9 values per job: id, unique key, eta, expires, priority, created, attempts,
+       crashes, spec. Returns per job "" (stored) or the id of the job that holds its id or unique
+       key. */
     "local n = tonumber(ARGV[6])\n"
     "local out = {}\n"
     "local all, pend, sched, exps = {}, {}, {}, {}\n"
@@ -321,6 +490,7 @@ static const char lua_enqueue[] =
     "      exps[#exps + 1] = exp\n"
     "      exps[#exps + 1] = id\n"
     "    end\n"
+    "    ev('job-sent', id, spec_type(d) or '?')\n"
     "    out[j] = ''\n"
     "  end\n"
     "end\n"
@@ -329,13 +499,14 @@ static const char lua_enqueue[] =
     "bulk('ZADD', P .. 'scheduled', sched, 2000)\n"
     "bulk('ZADD', P .. 'expires', exps, 2000)\n"
     "if #all > 0 then wake() end\n"
+    "announce()\n"
     "return out\n";
 
-/* ARGV 6: worker, lease ms, want, poke, n acks, then 7 values per ack. Returns {leased records
- * {id, spec, attempts, crashes}, final records, ids of acks finished as asked}. */
-static const char lua_exchange[] =
+static const char lua_exchange_acks[] =
     /* ARGV 6: worker, lease ms, want, poke, n acks; then 7 per ack: id, state, result, error,
-       retry_at, finished, known ('1': the caller holds the job and builds its final record). */
+       retry_at, finished, known ('1': the caller holds the job and builds its final record).
+       Returns {leased records {id, spec, attempts, crashes}, final records, ids of acks finished
+       as asked}. */
     "local W, LEASE, WANT, POKE = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]\n"
     "local nacks = tonumber(ARGV[10])\n"
     "local wl = P .. 'wl:' .. W\n"
@@ -343,70 +514,89 @@ static const char lua_exchange[] =
     "local poke_marker = false\n"
     "local gone = {}\n"
     "local acked = {}\n"
+    "EVW = W\n"
     "for x = 1, nacks do\n"
     "  local id, st, res, err = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]\n"
     "  local rat, fin, known = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6] == '1'\n"
     "  a = a + 7\n"
     "  if fin <= 0 then fin = NOW end\n"
-    "  local k = jk(id)\n"
-    "  local h = redis.call('HMGET', k, 'st', 'w', 'uk', 'rv', 'exp', 'att', 'prio')\n"
+    /* A STARTED notice only says a worker thread began running the job: an event, nothing else. */
+    "  if st == 'STARTED' then\n"
+    "    ev('job-started', id)\n"
+    "  else\n"
+    "    local k = jk(id)\n"
+    "    local h = redis.call('HMGET', k, 'st', 'w', 'uk', 'rv', 'exp', 'att', 'prio')\n"
     /* Only the holder of the lease may finish the job: an ack for a lease that was reclaimed (and
        maybe given to another worker) is dropped, and the job runs again - at least once. */
-    "  if h[1] == 'STARTED' and h[2] == W then\n"
-    "    local asked = st\n"
-    "    gone[#gone + 1] = id\n"
-    "    if h[4] then\n"
+    "    if h[1] == 'STARTED' and h[2] == W then\n"
+    "      local asked = st\n"
+    "      gone[#gone + 1] = id\n"
+    "      if h[4] then\n"
     /* Revoked while it ran: whatever the worker says, it does not run again. */
-    "      redis.call('SREM', P .. 'rvk', id)\n"
-    "      redis.call('HDEL', k, 'rv')\n"
-    "      if st == 'RETRY' or st == 'PENDING' then\n"
-    "        st = 'REVOKED'\n"
-    "        err = 'revoked while running'\n"
+    "        redis.call('SREM', P .. 'rvk', id)\n"
+    "        redis.call('HDEL', k, 'rv')\n"
+    "        if st == 'RETRY' or st == 'PENDING' then\n"
+    "          st = 'REVOKED'\n"
+    "          err = 'revoked while running'\n"
+    "        end\n"
     "      end\n"
-    "    end\n"
-    "    if st == 'RETRY' then\n"
-    "      redis.call('HSET', k, 'st', 'RETRY', 'err', err, 'eta', rat)\n"
-    "      redis.call('ZADD', P .. 'retry', rat, id)\n"
-    "      local exp = tonumber(h[5] or '0') or 0\n"
-    "      if exp > 0 then redis.call('ZADD', P .. 'expires', exp, id) end\n"
-    "      poke_marker = true\n"
-    "    elseif st == 'PENDING' then\n"
+    "      if st == 'RETRY' then\n"
+    "        redis.call('HSET', k, 'st', 'RETRY', 'err', err, 'eta', rat)\n"
+    "        redis.call('ZADD', P .. 'retry', rat, id)\n"
+    "        local exp = tonumber(h[5] or '0') or 0\n"
+    "        if exp > 0 then redis.call('ZADD', P .. 'expires', exp, id) end\n"
+    "        ev1('job-retried', id, err)\n"
+    "        poke_marker = true\n"
+    "      elseif st == 'PENDING' then\n"
     /* Handed back untouched (a graceful stop interrupted it): this attempt does not count. */
-    "      local att = (tonumber(h[6] or '1') or 1) - 1\n"
-    "      redis.call('HSET', k, 'att', att > 0 and att or 0)\n"
-    "      to_pending(id, tonumber(h[7]) or 5, true)\n"
-    "      local exp = tonumber(h[5] or '0') or 0\n"
-    "      if exp > 0 then redis.call('ZADD', P .. 'expires', exp, id) end\n"
-    "      poke_marker = true\n"
-    "    else\n"
-    "      local more = nil\n"
-    "      if res ~= '' or err ~= '' then\n"
-    "        more = {}\n"
-    "        if res ~= '' then\n"
-    "          more[1] = 'res'\n"
-    "          more[2] = res\n"
+    "        local att = (tonumber(h[6] or '1') or 1) - 1\n"
+    "        redis.call('HSET', k, 'att', att > 0 and att or 0)\n"
+    "        to_pending(id, tonumber(h[7]) or 5, true)\n"
+    "        local exp = tonumber(h[5] or '0') or 0\n"
+    "        if exp > 0 then redis.call('ZADD', P .. 'expires', exp, id) end\n"
+    "        poke_marker = true\n"
+    "      else\n"
+    "        local more = nil\n"
+    "        if res ~= '' or err ~= '' then\n"
+    "          more = {}\n"
+    "          if res ~= '' then\n"
+    "            more[1] = 'res'\n"
+    "            more[2] = res\n"
+    "          end\n"
+    "          if err ~= '' then\n"
+    "            more[#more + 1] = 'err'\n"
+    "            more[#more + 1] = err\n"
+    "          end\n"
     "        end\n"
-    "        if err ~= '' then\n"
-    "          more[#more + 1] = 'err'\n"
-    "          more[#more + 1] = err\n"
-    "        end\n"
+    "        local mine = known and st == asked\n"
+    "        finish(id, st, fin, h[3], more, mine)\n"
+    "        if mine and WANT_FINAL then acked[#acked + 1] = id end\n"
     "      end\n"
-    "      local mine = known and st == asked\n"
-    "      finish(id, st, fin, h[3], more, mine)\n"
-    "      if mine and WANT_FINAL then acked[#acked + 1] = id end\n"
     "    end\n"
     "  end\n"
     "end\n"
     "bulk('ZREM', P .. 'active', gone, 1000)\n"
-    "bulk('SREM', wl, gone, 1000)\n"
+    "bulk('SREM', wl, gone, 1000)\n";
+
+static const char lua_exchange_lease[] =
     "promote('scheduled', 1000)\n"
     "promote('retry', 1000)\n"
     "expire_due(1000)\n"
-    /* Phase 2: the per-type rate limit and the cluster-wide concurrency cap lower WANT here. */
+    /* Limits only lower what this worker gets: parked jobs whose tokens returned go back first,
+       then the cluster-wide cap of the queue (P..'meta' gc) bounds the jobs leased at once, then
+       each popped job must find a token for its type. */
+    "local rated = rates_on()\n"
+    "unpark(1000)\n"
+    "local want = WANT\n"
+    "local cap = tonumber(redis.call('HGET', P .. 'meta', 'gc') or '0') or 0\n"
+    "if cap > 0 then\n"
+    "  local room = cap - redis.call('ZCARD', P .. 'active')\n"
+    "  if room < want then want = room > 0 and room or 0 end\n"
+    "end\n"
     "local out = {}\n"
     "local act, wls = {}, {}\n"
-    "local want = WANT\n"
-    "while want > 0 do\n"
+    "local parked = 0\n"
+    "while want > 0 and parked < 1000 do\n"
     "  local popped = redis.call('ZPOPMIN', P .. 'pending', want)\n"
     "  if #popped == 0 then break end\n"
     "  for p = 1, #popped, 2 do\n"
@@ -417,6 +607,8 @@ static const char lua_exchange[] =
     "      local exp = tonumber(h[2] or '0') or 0\n"
     "      if exp > 0 and exp <= NOW then\n"
     "        expire_job(id, k, h[3])\n"
+    "      elseif rated and not admit(id, k, h[5], popped[p + 1]) then\n"
+    "        parked = parked + 1\n"
     "      else\n"
     "        if exp > 0 then redis.call('ZREM', P .. 'expires', id) end\n"
     "        out[#out + 1] = lease_job(id, k, W, LEASE, h, act, wls)\n"
@@ -425,16 +617,21 @@ static const char lua_exchange[] =
     "    end\n"
     "  end\n"
     "end\n"
+    "save_tats()\n"
     "bulk('ZADD', P .. 'active', act, 2000)\n"
     "bulk('SADD', wl, wls, 1000)\n"
-    "if poke_marker or redis.call('EXISTS', P .. 'pending') == 1 then wake() end\n"
+    /* Leave the marker (the relay to the next idle worker) only when there is work someone can
+       take: not when the queue is at its cap (a finishing job wakes a worker then), and pending
+       holds no parked job (a token wakes through next_due). */
+    "local full = cap > 0 and redis.call('ZCARD', P .. 'active') >= cap\n"
+    "if not full and (poke_marker or redis.call('EXISTS', P .. 'pending') == 1) then wake() end\n"
     "if #out < WANT and POKE == '1' then redis.call('ZADD', P .. 'wn:' .. W, 0, 'p') end\n"
     "announce()\n"
     "return {out, FINALS, acked}\n";
 
-/* ARGV 6: worker, lease ms, n progress entries, then per entry: id, fraction, message. Returns
- * the worker's revoked running ids. */
 static const char lua_heartbeat[] =
+    /* ARGV 6: worker, lease ms, n progress entries, then per entry: id, fraction, message. Returns
+       {id, revoke flag ('1' or '2': terminate), ...} for the worker's revoked running jobs. */
     "local W, LEASE = ARGV[6], tonumber(ARGV[7])\n"
     "local wl = P .. 'wl:' .. W\n"
     "local dl = NOW + LEASE\n"
@@ -455,11 +652,16 @@ static const char lua_heartbeat[] =
     "    redis.call('HSET', jk(id), 'pr', ARGV[10 + 3 * x], 'pm', ARGV[11 + 3 * x])\n"
     "  end\n"
     "end\n"
-    "return redis.call('SINTER', wl, P .. 'rvk')\n";
+    "local rv = {}\n"
+    "for _, id in ipairs(redis.call('SINTER', wl, P .. 'rvk')) do\n"
+    "  rv[#rv + 1] = id\n"
+    "  rv[#rv + 1] = redis.call('HGET', jk(id), 'rv') or '1'\n"
+    "end\n"
+    "return rv\n";
 
-/* ARGV 6: max crashes, limit, n dead workers, then their ids.
- * Returns {requeued, dead, expired, purged, promoted, leases lost, final records}. */
 static const char lua_reap[] =
+    /* ARGV 6: max crashes, limit, n dead workers, then their ids. Returns {requeued, dead,
+       expired, purged, promoted, leases lost, final records}. */
     "local MAXC, LIMIT = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
     "local requeued, dead, purged = 0, 0, 0\n"
     /* why: 'lease expired' or 'worker offline'. */
@@ -471,6 +673,7 @@ static const char lua_reap[] =
     "  if h[1] ~= 'STARTED' then return end\n"
     "  local cr = redis.call('HINCRBY', k, 'cr', 1)\n"
     "  local who = h[2] or '?'\n"
+    "  EVW = who\n"
     "  if h[3] then\n"
     "    redis.call('SREM', P .. 'rvk', id)\n"
     "    redis.call('HDEL', k, 'rv')\n"
@@ -480,9 +683,10 @@ static const char lua_reap[] =
     "           ' times while running it (last: ' .. who .. ', ' .. why .. ')'})\n"
     "    dead = dead + 1\n"
     "  else\n"
-    "    redis.call('HSET', k, 'err', 'requeued after worker ' .. who .. ' was lost (' .. why .. "
-    "')')\n"
+    "    local e = 'requeued after worker ' .. who .. ' was lost (' .. why .. ')'\n"
+    "    redis.call('HSET', k, 'err', e)\n"
     "    to_pending(id, tonumber(h[5]) or 5, true)\n"
+    "    ev1('job-requeued', id, e)\n"
     "    requeued = requeued + 1\n"
     "  end\n"
     "end\n"
@@ -495,8 +699,10 @@ static const char lua_reap[] =
     "end\n"
     "local lost = redis.call('ZRANGEBYSCORE', P .. 'active', '-inf', NOW, 'LIMIT', 0, LIMIT)\n"
     "for _, id in ipairs(lost) do reclaim(id, 'lease expired') end\n"
+    "EVW = ''\n"
     "local promoted = promote('scheduled', LIMIT) + promote('retry', LIMIT)\n"
     "local expired = expire_due(LIMIT)\n"
+    "unpark(LIMIT)\n"
     "local cutoff = NOW - TTL\n"
     "for _, s in ipairs({'SUCCESS', 'FAILURE', 'REVOKED', 'EXPIRED', 'DEAD'}) do\n"
     "  local z = P .. 'done:' .. s\n"
@@ -509,16 +715,20 @@ static const char lua_reap[] =
     "    purged = purged + 1\n"
     "  end\n"
     "end\n"
-    /* Work that is waiting gets a marker: a backstop for anything that slipped past a wake-up. */
-    "if redis.call('EXISTS', P .. 'pending') == 1 then wake() end\n"
+    /* Work that is waiting gets a marker: a backstop for anything that slipped past a wake-up
+       (unless the queue is at its cap: the next finishing job wakes someone). */
+    "local cap = tonumber(redis.call('HGET', P .. 'meta', 'gc') or '0') or 0\n"
+    "if redis.call('EXISTS', P .. 'pending') == 1 and\n"
+    "   (cap == 0 or redis.call('ZCARD', P .. 'active') < cap) then wake() end\n"
     "announce()\n"
     "return {requeued, dead, expired, purged, promoted, #lost, FINALS}\n";
 
-/* ARGV 6: worker. Its leases go back to pending without a crash. Returns {how many, finals}. */
 static const char lua_release[] =
+    /* ARGV 6: worker. Its leases go back to pending without a crash. Returns {how many, finals}. */
     "local W = ARGV[6]\n"
     "local wl = P .. 'wl:' .. W\n"
     "local n = 0\n"
+    "EVW = W\n"
     "for _, id in ipairs(redis.call('SMEMBERS', wl)) do\n"
     "  local k = jk(id)\n"
     "  local h = redis.call('HMGET', k, 'st', 'w', 'rv', 'uk', 'prio', 'att')\n"
@@ -542,43 +752,48 @@ static const char lua_release[] =
     "announce()\n"
     "return {n, FINALS}\n";
 
-/* ARGV 6: id. Returns {state after, worker if STARTED or 'now' if it was revoked by this call,
- * finals}; 'NOTFOUND' as the state. */
 static const char lua_revoke[] =
+    /* ARGV 6: id, terminate ('1': a process-isolated run is killed). Returns {state after, worker
+       if STARTED or 'now' if it was revoked by this call, finals}; 'NOTFOUND' as the state. */
     "local id = ARGV[6]\n"
     "local k = jk(id)\n"
-    "local h = redis.call('HMGET', k, 'st', 'uk', 'w')\n"
+    "local h = redis.call('HMGET', k, 'st', 'uk', 'w', 'held', 'rv')\n"
     "if not h[1] then return {'NOTFOUND', '', FINALS} end\n"
-    "local set = WAITSET[h[1]]\n"
+    "local set = waitkey(h[1], h[4])\n"
     "if set then\n"
     "  redis.call('ZREM', P .. set, id)\n"
     "  redis.call('ZREM', P .. 'expires', id)\n"
+    "  if h[4] then redis.call('HDEL', k, 'held') end\n"
     "  finish(id, 'REVOKED', NOW, h[2], {'err', 'revoked'})\n"
     "  announce()\n"
     "  return {'REVOKED', 'now', FINALS}\n"
     "end\n"
     "if h[1] == 'STARTED' then\n"
-    "  redis.call('HSET', k, 'rv', '1')\n"
+    /* The flag: '1' asks the run to stop, '2' (terminate) to be killed; a later plain revoke does
+       not weaken a terminate. */
+    "  if h[5] ~= '2' then redis.call('HSET', k, 'rv', ARGV[7] == '1' and '2' or '1') end\n"
     "  redis.call('SADD', P .. 'rvk', id)\n"
     "  if h[3] then redis.call('ZADD', P .. 'wn:' .. h[3], 0, 'r') end\n"
     "  return {'STARTED', h[3] or '', FINALS}\n"
     "end\n"
     "return {h[1], '', FINALS}\n";
 
-/* ARGV 6: id, worker, lease ms. Returns {'OK', lease record, finals}, {'NOTFOUND', '', finals}
- * or {'STATE', state, finals}. */
 static const char lua_lease_one[] =
+    /* ARGV 6: id, worker, lease ms. Returns {'OK', lease record, finals}, {'NOTFOUND', '', finals}
+       or {'STATE', state, finals}. A job held back by its rate limit is leased all the same: `run
+       --wait` without a daemon runs the one job it was asked for. */
     "local id, W, LEASE = ARGV[6], ARGV[7], tonumber(ARGV[8])\n"
     "local k = jk(id)\n"
-    "local h = redis.call('HMGET', k, 'st', 'exp', 'uk', 'att', 'd', 'cr')\n"
+    "local h = redis.call('HMGET', k, 'st', 'exp', 'uk', 'att', 'd', 'cr', 'held')\n"
     "if not h[1] then return {'NOTFOUND', '', FINALS} end\n"
-    "local set = WAITSET[h[1]]\n"
+    "local set = waitkey(h[1], h[7])\n"
     "if not set then return {'STATE', h[1], FINALS} end\n"
-    "if set ~= 'pending' then\n"
+    "if h[1] ~= 'PENDING' then\n"
     "  local due = redis.call('ZSCORE', P .. set, id)\n"
     "  if not due or tonumber(due) > NOW then return {'STATE', h[1], FINALS} end\n"
     "end\n"
     "redis.call('ZREM', P .. set, id)\n"
+    "if h[7] then redis.call('HDEL', k, 'held') end\n"
     "local exp = tonumber(h[2] or '0') or 0\n"
     "if exp > 0 and exp <= NOW then\n"
     "  expire_job(id, k, h[3])\n"
@@ -586,13 +801,20 @@ static const char lua_lease_one[] =
     "  return {'STATE', 'EXPIRED', FINALS}\n"
     "end\n"
     "redis.call('ZREM', P .. 'expires', id)\n"
-    "return {'OK', lease_job(id, k, W, LEASE, h), FINALS}\n";
+    "EVW = W\n"
+    "local rec = lease_job(id, k, W, LEASE, h)\n"
+    "ev('job-started', id)\n"
+    "announce()\n"
+    "return {'OK', rec, FINALS}\n";
 
-/* ARGV 6: limit. Deletes up to limit waiting jobs; returns how many. */
 static const char lua_purge[] =
+    /* ARGV 6: limit. Deletes up to limit waiting jobs (parked ones included); returns how many. */
     "local LIMIT = tonumber(ARGV[6])\n"
     "local n = 0\n"
-    "for _, set in ipairs({'pending', 'scheduled', 'retry'}) do\n"
+    "local sets = {'pending', 'scheduled', 'retry'}\n"
+    "for _, ty in ipairs(redis.call('ZRANGE', P .. 'rlq', 0, -1)) do sets[#sets + 1] = 'rlp:' .. "
+    "ty end\n"
+    "for _, set in ipairs(sets) do\n"
     "  if n >= LIMIT then break end\n"
     "  for _, id in ipairs(redis.call('ZRANGE', P .. set, 0, LIMIT - n - 1)) do\n"
     "    local k = jk(id)\n"
@@ -607,8 +829,52 @@ static const char lua_purge[] =
     "    redis.call('ZREM', P .. set, id)\n"
     "    n = n + 1\n"
     "  end\n"
+    "  if set:sub(1, 4) == 'rlp:' and redis.call('EXISTS', P .. set) == 0 then\n"
+    "    redis.call('ZREM', P .. 'rlq', set:sub(5))\n"
+    "  end\n"
     "end\n"
     "return n\n";
+
+static const char lua_evmax[] = "local EVMAX = " BR_STR(BROKER_EVENTS_MAX) "\n";
+
+static const char lua_worker_beat[] =
+    /* Standalone (no common part). KEYS[1] = G..'workers'. ARGV: global prefix, worker id, now,
+       registry TTL ms, host, pid, queues, started, stats, event data. The registry entry, and a
+       worker-online event the first time (or after it was declared offline), worker-heartbeat
+       after that. */
+    "local G, id, now = ARGV[1], ARGV[2], ARGV[3]\n"
+    "local wk = G .. 'worker:' .. id\n"
+    "local new = not redis.call('ZSCORE', G .. 'workers', id)\n"
+    "redis.call('ZADD', G .. 'workers', now, id)\n"
+    "redis.call('ZREM', G .. 'workers:off', id)\n"
+    "redis.call('HSET', wk, 'id', id, 'host', ARGV[5], 'pid', ARGV[6], 'queues', ARGV[7], "
+    "'started',\n"
+    "           ARGV[8], 'hb', now, 'stats', ARGV[9])\n"
+    "redis.call('HDEL', wk, 'offline', 'why')\n"
+    "redis.call('PEXPIRE', wk, ARGV[4])\n"
+    "redis.call('XADD', G .. 'events', 'MAXLEN', '~', EVMAX, '*', 'e',\n"
+    "           new and 'worker-online' or 'worker-heartbeat', 'w', id, 'data', ARGV[10])\n"
+    "return new and 1 or 0\n";
+
+static const char lua_worker_gone[] =
+    /* Standalone. KEYS[1] = G..'workers'. ARGV: global prefix, worker id, now, why, keep ms ('0':
+       a graceful stop, the entry goes; otherwise it stays visible as offline that long). Returns 1
+       when this call took the worker out of the registry (several reapers may race). */
+    "local G, id, now, why, keep = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], "
+    "tonumber(ARGV[5])\n"
+    "local wk = G .. 'worker:' .. id\n"
+    "if redis.call('ZREM', G .. 'workers', id) == 0 then return 0 end\n"
+    "if keep > 0 then\n"
+    "  redis.call('HSET', wk, 'offline', now, 'why', why)\n"
+    "  redis.call('PEXPIRE', wk, keep)\n"
+    "  redis.call('ZADD', G .. 'workers:off', now, id)\n"
+    "  redis.call('ZREMRANGEBYSCORE', G .. 'workers:off', '-inf', now - keep)\n"
+    "else\n"
+    "  redis.call('DEL', wk)\n"
+    "end\n"
+    "redis.call('XADD', G .. 'events', 'MAXLEN', '~', EVMAX, '*', 'e', 'worker-offline', 'w', id,\n"
+    "           'data', cjson.encode({reason = why}))\n"
+    "return 1\n";
 
 enum {
     S_ENQUEUE,
@@ -619,31 +885,55 @@ enum {
     S_REVOKE,
     S_LEASE_ONE,
     S_PURGE,
+    S_WORKER_BEAT,
+    S_WORKER_GONE,
     S_COUNT
 };
 
 static redis_script scripts[S_COUNT];
 static const redis_script *script_list[S_COUNT];
-static char *script_text[S_COUNT]; /* common + body, kept for the life of the process */
+static char *script_text[S_COUNT]; /* the joined parts, kept for the life of the process */
 static bool scripts_ok;
 static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
 
 static void scripts_init(void)
 {
+    /* Most scripts share the queue-script prelude; the worker registry scripts stand alone. */
+#define BR_QUEUE_SCRIPT(...)                                                                       \
+    {                                                                                              \
+        lua_head, lua_common, lua_limits, __VA_ARGS__, NULL                                        \
+    }
     static const struct {
         const char *name;
-        const char *body;
+        const char *parts[6];
     } defs[S_COUNT] = {
-        [S_ENQUEUE] = {"enqueue", lua_enqueue},       [S_EXCHANGE] = {"exchange", lua_exchange},
-        [S_HEARTBEAT] = {"heartbeat", lua_heartbeat}, [S_REAP] = {"reap", lua_reap},
-        [S_RELEASE] = {"release", lua_release},       [S_REVOKE] = {"revoke", lua_revoke},
-        [S_LEASE_ONE] = {"lease_one", lua_lease_one}, [S_PURGE] = {"purge", lua_purge},
+        [S_ENQUEUE] = {"enqueue", BR_QUEUE_SCRIPT(lua_enqueue)},
+        [S_EXCHANGE] = {"exchange", BR_QUEUE_SCRIPT(lua_exchange_acks, lua_exchange_lease)},
+        [S_HEARTBEAT] = {"heartbeat", BR_QUEUE_SCRIPT(lua_heartbeat)},
+        [S_REAP] = {"reap", BR_QUEUE_SCRIPT(lua_reap)},
+        [S_RELEASE] = {"release", BR_QUEUE_SCRIPT(lua_release)},
+        [S_REVOKE] = {"revoke", BR_QUEUE_SCRIPT(lua_revoke)},
+        [S_LEASE_ONE] = {"lease_one", BR_QUEUE_SCRIPT(lua_lease_one)},
+        [S_PURGE] = {"purge", BR_QUEUE_SCRIPT(lua_purge)},
+        [S_WORKER_BEAT] = {"worker_beat", {lua_evmax, lua_worker_beat, NULL}},
+        [S_WORKER_GONE] = {"worker_gone", {lua_evmax, lua_worker_gone, NULL}},
     };
+#undef BR_QUEUE_SCRIPT
     for (int i = 0; i < S_COUNT; i++) {
-        script_text[i] = util_asprintf("%s%s", lua_common, defs[i].body);
+        size_t len = 1, used = 0;
+        for (int k = 0; defs[i].parts[k]; k++) {
+            len += strlen(defs[i].parts[k]);
+        }
+        script_text[i] = malloc(len);
         if (!script_text[i]) {
             return;
         }
+        for (int k = 0; defs[i].parts[k]; k++) {
+            size_t n = strlen(defs[i].parts[k]);
+            memcpy(script_text[i] + used, defs[i].parts[k], n);
+            used += n;
+        }
+        script_text[i][used] = '\0';
         redis_script_init(&scripts[i], defs[i].name, script_text[i]);
         script_list[i] = &scripts[i];
     }
@@ -908,6 +1198,8 @@ typedef struct broker_redis {
     char *queues_key;
     char *workers_key;
     char *anywork_key; /* global marker: "work arrived somewhere" (for handles serving nothing) */
+    char *gprefix;     /* "P:", the global prefix the scripts take */
+    char *offline_key; /* P:workers:off, workers declared offline (kept visible for an hour) */
     redis_conn_options copts;
 
     pthread_mutex_t pool_lock;
@@ -2029,10 +2321,10 @@ static int br_exchange(broker *base, const char *worker_id, const broker_ack *ac
         job_state s = acks[i].state;
         if (!acks[i].id || !*acks[i].id ||
             (s != JOB_SUCCESS && s != JOB_FAILURE && s != JOB_RETRY && s != JOB_REVOKED &&
-             s != JOB_PENDING)) {
+             s != JOB_PENDING && s != JOB_STARTED)) {
             return bp_err(err, BP_E_INVAL,
-                          "exchange: ack #%zu (%s) must say SUCCESS, FAILURE, RETRY, REVOKED or "
-                          "PENDING (give back), not %s",
+                          "exchange: ack #%zu (%s) must say SUCCESS, FAILURE, RETRY, REVOKED, "
+                          "PENDING (give back) or STARTED (a notice), not %s",
                           i, acks[i].id ? acks[i].id : "no id", job_state_name(s));
         }
     }
@@ -2134,7 +2426,7 @@ static int br_exchange(broker *base, const char *worker_id, const broker_ack *ac
         for (size_t i = 0; i < x->n_acks; i++) {
             const broker_ack *ak = &acks[x->acks[i]];
             bool known = false;
-            if (b->base.opts.on_final) {
+            if (b->base.opts.on_final && ak->state != JOB_STARTED) {
                 pthread_mutex_lock(&b->lock);
                 const idnode *node = idmap_find(&b->leased, ak->id);
                 known = node && node->j;
@@ -2244,10 +2536,13 @@ static int br_exchange(broker *base, const char *worker_id, const broker_ack *ac
             }
         }
     }
-    /* Bookkeeping: acked ids leave the map; the latest exchange per queue decides hunger. */
+    /* Bookkeeping: acked ids leave the map (a STARTED notice is no ack: the job is still ours);
+     * the latest exchange per queue decides hunger. */
     pthread_mutex_lock(&b->lock);
     for (size_t i = 0; i < n_acks; i++) {
-        idmap_del(&b->leased, acks[i].id);
+        if (acks[i].state != JOB_STARTED) {
+            idmap_del(&b->leased, acks[i].id);
+        }
     }
     for (size_t k = 0; k < nq; k++) {
         br_queue *q = b->queues[qs[k].qi];
@@ -2364,6 +2659,25 @@ done:
  * heartbeat, worker_stop, reap
  * ========================================================================================== */
 
+/* What a worker event carries (JSON text, new string): host, pid, queues with their
+ * concurrency, and from the pool's stats the counters, load and RSS. */
+static char *worker_event_data(const broker_worker_info *w, const json_t *stats)
+{
+    static const char *const keys[] = {"processed", "failed", "busy", "load1", "rss_kb"};
+    json_t *o = json_pack("{s:s, s:i, s:O?}", "host", w->host ? w->host : "", "pid", w->pid,
+                          "queues", w->queues);
+    char *text;
+    for (size_t i = 0; o && i < BP_ARRAY_LEN(keys); i++) {
+        json_t *v = json_object_get(stats, keys[i]);
+        if (v) {
+            json_object_set(o, keys[i], v);
+        }
+    }
+    text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return text;
+}
+
 static int br_heartbeat(broker *base, const broker_worker_info *w, const json_t *stats,
                         const json_t *progress, json_t **out_revoked, bp_error *err)
 {
@@ -2374,7 +2688,8 @@ static int br_heartbeat(broker *base, const broker_worker_info *w, const json_t 
     bool *mine = NULL;
     redisReply **rs = NULL;
     size_t total = 0, nscript = 0;
-    char *queues_text = NULL, *stats_text = NULL, *wkey = NULL;
+    char *queues_text = NULL, *stats_text = NULL, *data_text = NULL;
+    args beat = {0};
     int64_t now = util_now_ms();
     json_t *revoked = NULL;
     bool rekey = false;
@@ -2423,8 +2738,8 @@ static int br_heartbeat(broker *base, const broker_worker_info *w, const json_t 
     mine = calloc(s.n + 1, sizeof *mine);
     queues_text = w->queues ? json_dumps(w->queues, JSON_COMPACT) : strdup("{}");
     stats_text = stats ? json_dumps(stats, JSON_COMPACT) : strdup("{}");
-    wkey = util_asprintf("%s:worker:%s", b->prefix, w->id);
-    if (!revoked || !qa || !mine || !queues_text || !stats_text || !wkey) {
+    data_text = worker_event_data(w, stats);
+    if (!revoked || !qa || !mine || !queues_text || !stats_text || !data_text) {
         rc = bp_err(err, BP_E_NOMEM, "out of memory");
         goto done;
     }
@@ -2490,24 +2805,24 @@ static int br_heartbeat(broker *base, const broker_worker_info *w, const json_t 
             nscript++;
         }
     }
-    /* The registry entry; its TTL outlives a few missed beats, the reaper decides "offline". */
+    /* The registry entry (its TTL outlives a few missed beats; the reaper decides "offline")
+     * and the worker's event, in one script. */
     if (rc == BP_OK) {
-        char pid[24], started[24], hb[24];
-        snprintf(pid, sizeof pid, "%d", w->pid);
-        snprintf(started, sizeof started, "%" PRId64, w->started_ms);
-        snprintf(hb, sizeof hb, "%" PRId64, now);
-        rc = redis_conn_append(c, err, "ZADD %s %s %s", b->workers_key, hb, w->id);
-        if (rc == BP_OK) {
-            rc = redis_conn_append(c, err,
-                                   "HSET %s id %s host %s pid %s queues %s started %s hb %s "
-                                   "stats %s",
-                                   wkey, w->id, w->host ? w->host : "", pid, queues_text, started,
-                                   hb, stats_text);
-        }
-        if (rc == BP_OK) {
-            rc = redis_conn_append(c, err, "PEXPIRE %s %" PRId64, wkey,
-                                   b->base.opts.worker_timeout_ms * 4);
-        }
+        args_reset(&beat);
+        args_add(&beat, b->workers_key);
+        args_add(&beat, b->gprefix);
+        args_add(&beat, w->id);
+        args_addi(&beat, now);
+        args_addi(&beat, b->base.opts.worker_timeout_ms * 4);
+        args_add(&beat, w->host ? w->host : "");
+        args_addi(&beat, w->pid);
+        args_add(&beat, queues_text);
+        args_addi(&beat, w->started_ms);
+        args_add(&beat, stats_text);
+        args_add(&beat, data_text);
+        rc = beat.oom ? bp_err(err, BP_E_NOMEM, "out of memory")
+                      : redis_conn_append_eval(c, &scripts[S_WORKER_BEAT], 1, (int)beat.n, beat.v,
+                                               beat.l, err);
     }
     total = redis_conn_pending(c);
     rs = calloc(total + 1, sizeof *rs);
@@ -2541,16 +2856,27 @@ static int br_heartbeat(broker *base, const broker_worker_info *w, const json_t 
             }
             k++;
         }
+        if (k < total && redis_reply_is_noscript(rs[k])) {
+            freeReplyObject(rs[k]);
+            rs[k] = NULL;
+            if ((rc = redis_conn_eval(c, &scripts[S_WORKER_BEAT], 1, (int)beat.n, beat.v, beat.l,
+                                      &rs[k], err)) != BP_OK) {
+                goto done;
+            }
+        }
     }
     for (size_t k = 0; k < total; k++) {
         if ((rc = redis_reply_status(rs[k], "heartbeat", err)) != BP_OK) {
             goto done;
         }
     }
+    /* {id, flag, ...}: flag '2' is a revoke with terminate */
     for (size_t k = 0; k < nscript; k++) {
-        for (size_t e = 0; rs[k]->type == REDIS_REPLY_ARRAY && e < rs[k]->elements; e++) {
-            json_array_append_new(
-                revoked, json_pack("{s:s, s:b}", "id", rs[k]->element[e]->str, "terminate", 0));
+        for (size_t e = 0; rs[k]->type == REDIS_REPLY_ARRAY && e + 1 < rs[k]->elements; e += 2) {
+            const redisReply *flag = rs[k]->element[e + 1];
+            bool terminate = flag->type == REDIS_REPLY_STRING && strcmp(flag->str, "2") == 0;
+            json_array_append_new(revoked, json_pack("{s:s, s:b}", "id", rs[k]->element[e]->str,
+                                                     "terminate", terminate));
         }
     }
 done:
@@ -2568,7 +2894,8 @@ done:
     free(mine);
     free(queues_text);
     free(stats_text);
-    free(wkey);
+    free(data_text);
+    args_free(&beat);
     qsnap_free(&s);
     if (rc != BP_OK) {
         json_decref(revoked);
@@ -2638,6 +2965,33 @@ static int run_on_all(broker_redis *b, redis_conn *c, const qsnap *s, int script
     return BP_OK;
 }
 
+/* Take worker `id` out of the registry with a worker-offline event: gone for good after a
+ * graceful stop (keep_ms 0), or kept visible as offline for keep_ms. *out_mine (may be NULL):
+ * this call took it out (not another reaper). */
+static int worker_gone(broker_redis *b, redis_conn *c, const char *id, const char *why,
+                       int64_t keep_ms, bool *out_mine, bp_error *err)
+{
+    args a = {0};
+    redisReply *r = NULL;
+    int rc;
+    args_add(&a, b->workers_key);
+    args_add(&a, b->gprefix);
+    args_add(&a, id);
+    args_addi(&a, util_now_ms());
+    args_add(&a, why);
+    args_addi(&a, keep_ms);
+    rc = a.oom ? bp_err(err, BP_E_NOMEM, "out of memory")
+               : redis_conn_eval(c, &scripts[S_WORKER_GONE], 1, (int)a.n, a.v, a.l, &r, err);
+    if (rc == BP_OK && out_mine) {
+        *out_mine = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    }
+    if (r) {
+        freeReplyObject(r);
+    }
+    args_free(&a);
+    return rc;
+}
+
 static int br_worker_stop(broker *base, const char *worker_id, bp_error *err)
 {
     broker_redis *b = BR(base);
@@ -2671,10 +3025,7 @@ static int br_worker_stop(broker *base, const char *worker_id, bp_error *err)
     if (rc != BP_OK) {
         goto done;
     }
-    rc = redis_conn_command(c, NULL, err, "ZREM %s %s", b->workers_key, worker_id);
-    if (rc == BP_OK) {
-        rc = redis_conn_command(c, NULL, err, "DEL %s:worker:%s", b->prefix, worker_id);
-    }
+    rc = worker_gone(b, c, worker_id, "stopped", 0, NULL, err);
     pthread_mutex_lock(&b->lock);
     if (b->worker_id && strcmp(b->worker_id, worker_id) == 0) {
         idmap_clear(&b->leased);
@@ -2775,21 +3126,20 @@ static int br_reap(broker *base, broker_reap_report *out, bp_error *err)
         }
     }
     for (size_t i = 0; i < dead->elements; i++) {
-        redisReply *r = NULL;
         const char *id = dead->element[i]->str;
-        /* Only the reaper whose ZREM removed it counts the loss (several daemons reap). */
-        if ((rc = redis_conn_command(c, &r, err, "ZREM %s %s", b->workers_key, id)) != BP_OK) {
+        char why[96];
+        bool mine = false;
+        snprintf(why, sizeof why, "no heartbeat for %" PRId64 " ms",
+                 b->base.opts.worker_timeout_ms);
+        /* Only the reaper that took it out counts the loss (several daemons reap). It stays
+         * visible as offline for an hour (`betpipe status`). */
+        if ((rc = worker_gone(b, c, id, why, BR_OFFLINE_KEEP_MS, &mine, err)) != BP_OK) {
             goto done;
         }
-        if (r->integer == 1) {
+        if (mine) {
             rep.workers_lost++;
-            log_warn("broker",
-                     "worker offline worker=%s: no heartbeat for %" PRId64
-                     " ms; its jobs were requeued",
-                     id, b->base.opts.worker_timeout_ms);
+            log_warn("broker", "worker offline worker=%s: %s; its jobs were requeued", id, why);
         }
-        freeReplyObject(r);
-        redis_conn_command(c, NULL, NULL, "DEL %s:worker:%s", b->prefix, id);
     }
     if (out) {
         *out = rep;
@@ -2826,7 +3176,7 @@ static int br_next_due(broker *base, const char *const *queues, size_t n_queues,
                           queues[i] ? queues[i] : "");
         }
     }
-    rs = calloc(2 * n_queues, sizeof *rs);
+    rs = calloc(3 * n_queues, sizeof *rs);
     if (!rs) {
         return bp_err(err, BP_E_NOMEM, "out of memory");
     }
@@ -2841,24 +3191,33 @@ static int br_next_due(broker *base, const char *const *queues, size_t n_queues,
             rc = redis_conn_append(c, err, "ZRANGE %s:{%s}:retry 0 0 WITHSCORES", b->prefix,
                                    queues[i]);
         }
+        /* the next token of a type whose jobs are parked by its rate limit (a token already
+         * due is the next exchange's business, not a reason to wake up) */
+        if (rc == BP_OK) {
+            rc = redis_conn_append(
+                c, err, "ZRANGEBYSCORE %s:{%s}:rlq (%" PRId64 " +inf WITHSCORES LIMIT 0 1",
+                b->prefix, queues[i], util_now_ms());
+        }
     }
     if (rc != BP_OK) {
         if (redis_conn_pending(c) > 0) {
             redis_conn_drop(c);
         }
-    } else if ((rc = redis_conn_read_replies(c, rs, 2 * n_queues, err)) == BP_OK) {
-        for (size_t i = 0; i < 2 * n_queues; i++) {
+    } else if ((rc = redis_conn_read_replies(c, rs, 3 * n_queues, err)) == BP_OK) {
+        for (size_t i = 0; i < 3 * n_queues; i++) {
             if ((rc = redis_reply_status(rs[i], "next_due", err)) != BP_OK) {
                 break;
             }
             if (rs[i]->type == REDIS_REPLY_ARRAY && rs[i]->elements == 2) {
-                int64_t due = str_i64(rs[i]->element[1]->str, rs[i]->element[1]->len);
+                /* token times are fractional: round up, never wake a hair too early */
+                int64_t due =
+                    str_i64(rs[i]->element[1]->str, rs[i]->element[1]->len) + (i % 3 == 2 ? 1 : 0);
                 if (due < *out_ms) {
                     *out_ms = due;
                 }
             }
         }
-        free_replies(rs, 2 * n_queues);
+        free_replies(rs, 3 * n_queues);
     }
     free(rs);
     pool_put(b, c);
@@ -2917,9 +3276,6 @@ static int br_get(broker *base, const char *id, job **out, bp_error *err)
 static int br_revoke(broker *base, const char *id, bool terminate, job_state *out_state,
                      bp_error *err)
 {
-    /* The terminate flag is not carried by the Redis scripts yet: a running job is asked to
-     * stop cooperatively, as without it. */
-    (void)terminate;
     broker_redis *b = BR(base);
     redis_conn *c = NULL;
     redisReply *r = NULL;
@@ -2939,6 +3295,7 @@ static int br_revoke(broker *base, const char *id, bool terminate, job_state *ou
     args_script(&a, b, b->queues[qi], util_now_ms());
     pthread_mutex_unlock(&b->lock);
     args_add(&a, id);
+    args_add(&a, terminate ? "1" : "0");
     if (a.oom) {
         rc = bp_err(err, BP_E_NOMEM, "out of memory");
         goto done;
@@ -2969,7 +3326,8 @@ static int br_revoke(broker *base, const char *id, bool terminate, job_state *ou
             }
         }
         if (rc == BP_OK) {
-            log_info("broker", "job revoked id=%s state=%s", id, job_state_name(st));
+            log_info("broker", "job revoked id=%s state=%s%s", id, job_state_name(st),
+                     terminate && st == JOB_STARTED ? " (terminate)" : "");
         }
     }
 done:
@@ -3044,6 +3402,7 @@ static json_t *worker_json(const redisReply *h, const char *id, int64_t last, in
 {
     json_t *o = json_object();
     char iso[40];
+    int64_t offline = 0;
     if (!o) {
         return NULL;
     }
@@ -3060,24 +3419,85 @@ static json_t *worker_json(const redisReply *h, const char *id, int64_t last, in
         } else if (field_is(k, "started")) {
             util_format_iso8601(str_i64(v->str, v->len), iso, sizeof iso);
             json_object_set_new(o, "started", json_string(iso));
+        } else if (field_is(k, "hb") && last <= 0) {
+            last = str_i64(v->str, v->len);
+        } else if (field_is(k, "offline")) {
+            offline = str_i64(v->str, v->len);
+        } else if (field_is(k, "why")) {
+            json_object_set_new(o, "offline_reason", json_string(v->str));
         }
     }
     util_format_iso8601(last, iso, sizeof iso);
+    json_object_set_new(o, "heartbeat", json_string(iso));
     json_object_set_new(o, "last_heartbeat", json_string(iso));
-    json_object_set_new(o, "online", json_boolean(now - last < timeout_ms));
+    json_object_set_new(o, "heartbeat_age_ms", json_integer(now - last));
+    json_object_set_new(o, "online", json_boolean(offline == 0 && now - last < timeout_ms));
+    if (offline > 0) {
+        util_format_iso8601(offline, iso, sizeof iso);
+        json_object_set_new(o, "offline_since", json_string(iso));
+    }
     return o;
+}
+
+/* Jobs parked by their rate limit, per queue (stats): one ZRANGE of the parked types and a
+ * ZCARD each, only for queues that have any. */
+static int count_throttled(broker_redis *b, redis_conn *c, const qsnap *s, json_t *qobj,
+                           bp_error *err)
+{
+    (void)b;
+    for (size_t i = 0; i < s->n; i++) {
+        redisReply *types = NULL, **rs = NULL;
+        int64_t held = 0;
+        json_t *q = json_object_get(qobj, s->name[i]);
+        int rc;
+        if (!q || json_integer_value(json_object_get(q, "throttled")) == 0) {
+            continue;
+        }
+        if ((rc = redis_conn_command(c, &types, err, "ZRANGE %srlq 0 -1", s->tag[i])) != BP_OK) {
+            return rc;
+        }
+        rs = calloc(types->elements + 1, sizeof *rs);
+        if (!rs) {
+            freeReplyObject(types);
+            return bp_err(err, BP_E_NOMEM, "out of memory");
+        }
+        for (size_t k = 0; k < types->elements && rc == BP_OK; k++) {
+            rc = redis_conn_append(c, err, "ZCARD %srlp:%s", s->tag[i], types->element[k]->str);
+        }
+        if (rc == BP_OK) {
+            rc = redis_conn_read_replies(c, rs, types->elements, err);
+        } else if (redis_conn_pending(c)) {
+            redis_conn_drop(c);
+        }
+        for (size_t k = 0; rc == BP_OK && k < types->elements; k++) {
+            held += rs[k]->type == REDIS_REPLY_INTEGER ? rs[k]->integer : 0;
+        }
+        if (rc == BP_OK) {
+            free_replies(rs, types->elements);
+        }
+        free(rs);
+        freeReplyObject(types);
+        if (rc != BP_OK) {
+            return rc;
+        }
+        /* throttled jobs are waiting too: they count in both */
+        json_object_set_new(q, "throttled", json_integer(held));
+        json_object_set_new(q, "waiting",
+                            json_integer(json_integer_value(json_object_get(q, "waiting")) + held));
+    }
+    return BP_OK;
 }
 
 static int br_stats(broker *base, json_t **out, bp_error *err)
 {
-    static const char *const names[] = {"waiting", "delayed", "running", "retry",  "succeeded",
-                                        "failed",  "dead",    "revoked", "expired"};
-    static const char *const keys[] = {"pending",   "scheduled",    "active",
-                                       "retry",     "done:SUCCESS", "done:FAILURE",
-                                       "done:DEAD", "done:REVOKED", "done:EXPIRED"};
+    static const char *const names[] = {"waiting", "delayed", "running", "retry",   "succeeded",
+                                        "failed",  "dead",    "revoked", "expired", "throttled"};
+    static const char *const keys[] = {"pending",      "scheduled",    "active",    "retry",
+                                       "done:SUCCESS", "done:FAILURE", "done:DEAD", "done:REVOKED",
+                                       "done:EXPIRED", "rlq"};
     broker_redis *b = BR(base);
     redis_conn *c = NULL;
-    redisReply **rs = NULL, *wz = NULL, **wh = NULL;
+    redisReply **rs = NULL, *wz = NULL, *oz = NULL, **wh = NULL;
     qsnap s = {0};
     json_t *root = NULL, *qobj = NULL, *workers = NULL;
     size_t per = BP_ARRAY_LEN(keys), total = 0;
@@ -3090,7 +3510,7 @@ static int br_stats(broker *base, json_t **out, bp_error *err)
     if ((rc = refresh_queues(b, c, err)) != BP_OK || (rc = qsnap_take(b, &s, err)) != BP_OK) {
         goto done;
     }
-    rs = calloc(s.n * per + 1, sizeof *rs);
+    rs = calloc(s.n * per + 2, sizeof *rs);
     root = json_object();
     qobj = json_object();
     workers = json_array();
@@ -3106,6 +3526,9 @@ static int br_stats(broker *base, json_t **out, bp_error *err)
     if (rc == BP_OK) {
         rc = redis_conn_append(c, err, "ZRANGE %s 0 -1 WITHSCORES", b->workers_key);
     }
+    if (rc == BP_OK) {
+        rc = redis_conn_append(c, err, "ZRANGE %s 0 -1", b->offline_key);
+    }
     total = redis_conn_pending(c);
     if (rc != BP_OK) {
         if (total) {
@@ -3113,16 +3536,6 @@ static int br_stats(broker *base, json_t **out, bp_error *err)
         }
         total = 0;
         goto done;
-    }
-    {
-        redisReply **all = realloc(rs, (total + 1) * sizeof *all);
-        if (!all) {
-            redis_conn_drop(c);
-            total = 0;
-            rc = bp_err(err, BP_E_NOMEM, "out of memory");
-            goto done;
-        }
-        rs = all;
     }
     if ((rc = redis_conn_read_replies(c, rs, total, err)) != BP_OK) {
         total = 0;
@@ -3137,40 +3550,59 @@ static int br_stats(broker *base, json_t **out, bp_error *err)
         }
         json_object_set_new(qobj, s.name[i], q);
     }
-    wz = rs[total - 1];
-    rs[total - 1] = NULL;
-    if ((rc = redis_reply_status(wz, "stats", err)) != BP_OK) {
+    wz = rs[total - 2];
+    oz = rs[total - 1];
+    rs[total - 2] = rs[total - 1] = NULL;
+    if ((rc = redis_reply_status(wz, "stats", err)) != BP_OK ||
+        (rc = redis_reply_status(oz, "stats", err)) != BP_OK ||
+        (rc = count_throttled(b, c, &s, qobj, err)) != BP_OK) {
         goto done;
     }
-    if (wz->elements > 0) {
-        size_t nw = wz->elements / 2;
-        wh = calloc(nw, sizeof *wh);
-        if (!wh) {
-            rc = bp_err(err, BP_E_NOMEM, "out of memory");
-            goto done;
-        }
-        for (size_t i = 0; i < nw && rc == BP_OK; i++) {
-            rc = redis_conn_append(c, err, "HGETALL %s:worker:%s", b->prefix,
-                                   wz->element[2 * i]->str);
-        }
-        if (rc != BP_OK || (rc = redis_conn_read_replies(c, wh, nw, err)) != BP_OK) {
-            if (redis_conn_pending(c)) {
-                redis_conn_drop(c);
+    {
+        /* live workers (with their last heartbeat as the score), then those declared offline */
+        size_t nw = wz->elements / 2, no = oz->elements, all = nw + no;
+        if (all > 0) {
+            wh = calloc(all, sizeof *wh);
+            if (!wh) {
+                rc = bp_err(err, BP_E_NOMEM, "out of memory");
+                goto done;
             }
+            for (size_t i = 0; i < nw && rc == BP_OK; i++) {
+                rc = redis_conn_append(c, err, "HGETALL %s:worker:%s", b->prefix,
+                                       wz->element[2 * i]->str);
+            }
+            for (size_t i = 0; i < no && rc == BP_OK; i++) {
+                rc = redis_conn_append(c, err, "HGETALL %s:worker:%s", b->prefix,
+                                       oz->element[i]->str);
+            }
+            if (rc != BP_OK || (rc = redis_conn_read_replies(c, wh, all, err)) != BP_OK) {
+                if (redis_conn_pending(c)) {
+                    redis_conn_drop(c);
+                }
+                free(wh);
+                wh = NULL;
+                goto done;
+            }
+            for (size_t i = 0; i < nw; i++) {
+                const redisReply *idr = wz->element[2 * i], *sc = wz->element[2 * i + 1];
+                json_array_append_new(workers,
+                                      worker_json(wh[i], idr->str, str_i64(sc->str, sc->len), now,
+                                                  b->base.opts.worker_timeout_ms));
+            }
+            for (size_t i = 0; i < no; i++) {
+                if (wh[nw + i]->type == REDIS_REPLY_ARRAY && wh[nw + i]->elements > 0) {
+                    json_array_append_new(workers,
+                                          worker_json(wh[nw + i], oz->element[i]->str, 0, now,
+                                                      b->base.opts.worker_timeout_ms));
+                }
+            }
+            free_replies(wh, all);
             free(wh);
             wh = NULL;
-            goto done;
         }
-        for (size_t i = 0; i < nw; i++) {
-            const redisReply *idr = wz->element[2 * i], *sc = wz->element[2 * i + 1];
-            json_array_append_new(workers, worker_json(wh[i], idr->str, str_i64(sc->str, sc->len),
-                                                       now, b->base.opts.worker_timeout_ms));
-        }
-        free_replies(wh, nw);
-        free(wh);
-        wh = NULL;
     }
     json_object_set_new(root, "backend", json_string("redis"));
+    json_object_set_new(root, "broker", json_string("redis"));
     json_object_set(root, "queues", qobj);
     json_object_set(root, "workers", workers);
     *out = root;
@@ -3182,6 +3614,9 @@ done:
     free(rs);
     if (wz) {
         freeReplyObject(wz);
+    }
+    if (oz) {
+        freeReplyObject(oz);
     }
     json_decref(root);
     json_decref(qobj);
@@ -3677,8 +4112,418 @@ static void br_destroy(broker *base)
     free(b->queues_key);
     free(b->workers_key);
     free(b->anywork_key);
+    free(b->gprefix);
+    free(b->offline_key);
     free(b->worker_id);
     free(b);
+}
+
+/* ============================================================================================
+ * Limits, events, diagnostics
+ * ========================================================================================== */
+
+static int br_set_rate_limit(broker *base, const char *type, const char *rate, bp_error *err)
+{
+    broker_redis *b = BR(base);
+    redis_conn *c = NULL;
+    redisReply **rs = NULL;
+    qsnap s = {0};
+    char value[128] = "";
+    size_t total = 0;
+    int rc;
+    if (!valid_name(type) || strchr(type, ' ')) {
+        return bp_err(err, BP_E_INVAL, "rate limit: '%s' is not a job type name", type ? type : "");
+    }
+    if (rate && *rate) {
+        int64_t count, period;
+        double interval, tolerance;
+        if ((rc = broker_rate_parse(rate, &count, &period, err)) != BP_OK) {
+            return rc;
+        }
+        broker_rate_schedule(count, period, &interval, &tolerance);
+        snprintf(value, sizeof value, "%.3f %.3f %s", interval, tolerance, rate);
+    }
+    if ((rc = pool_get(b, &c, err)) != BP_OK) {
+        return rc;
+    }
+    if ((rc = refresh_queues(b, c, err)) != BP_OK || (rc = qsnap_take(b, &s, err)) != BP_OK) {
+        goto done;
+    }
+    rc = value[0] ? redis_conn_append(c, err, "HSET %srates %s %s", b->gprefix, type, value)
+                  : redis_conn_append(c, err, "HDEL %srates %s", b->gprefix, type);
+    /* A new rate starts from a clean schedule, and parked jobs of the type are looked at again
+     * by the next exchange of each queue (their next-token time is reset), which the marker
+     * makes happen now. */
+    if (rc == BP_OK) {
+        rc = redis_conn_append(c, err, "HDEL %srtat %s", b->gprefix, type);
+    }
+    for (size_t i = 0; i < s.n && rc == BP_OK; i++) {
+        rc = redis_conn_append(c, err, "ZADD %srlq XX 0 %s", s.tag[i], type);
+        if (rc == BP_OK) {
+            rc = redis_conn_append(c, err, "ZADD %smarker 0 w", s.tag[i]);
+        }
+    }
+    total = redis_conn_pending(c);
+    if (rc != BP_OK) {
+        if (total) {
+            redis_conn_drop(c);
+        }
+        goto done;
+    }
+    if (!(rs = calloc(total, sizeof *rs))) {
+        redis_conn_drop(c);
+        rc = bp_err(err, BP_E_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((rc = redis_conn_read_replies(c, rs, total, err)) == BP_OK) {
+        for (size_t i = 0; i < total && rc == BP_OK; i++) {
+            rc = redis_reply_status(rs[i], "rate limit", err);
+        }
+        free_replies(rs, total);
+    }
+    if (rc == BP_OK) {
+        log_info("broker", "rate limit type=%s rate=%s", type, value[0] ? rate : "none");
+    }
+done:
+    free(rs);
+    qsnap_free(&s);
+    pool_put(b, c);
+    return rc;
+}
+
+static int br_set_queue_cap(broker *base, const char *queue, int max, bp_error *err)
+{
+    broker_redis *b = BR(base);
+    redis_conn *c = NULL;
+    redisReply *rs[3] = {NULL, NULL, NULL};
+    int rc, qi;
+    if (!valid_name(queue) || max < 0) {
+        return bp_err(err, BP_E_INVAL, "queue cap: bad queue '%s' or cap %d", queue ? queue : "",
+                      max);
+    }
+    pthread_mutex_lock(&b->lock);
+    qi = queue_index(b, queue);
+    pthread_mutex_unlock(&b->lock);
+    if (qi < 0) {
+        return bp_err(err, BP_E_NOMEM, "out of memory");
+    }
+    if ((rc = pool_get(b, &c, err)) != BP_OK) {
+        return rc;
+    }
+    rc = redis_conn_append(c, err, "SADD %s %s", b->queues_key, queue);
+    if (rc == BP_OK) {
+        rc = max > 0 ? redis_conn_append(c, err, "HSET %s:{%s}:meta gc %d", b->prefix, queue, max)
+                     : redis_conn_append(c, err, "HDEL %s:{%s}:meta gc", b->prefix, queue);
+    }
+    if (rc == BP_OK) {
+        rc = redis_conn_append(c, err, "ZADD %s:{%s}:marker 0 w", b->prefix, queue);
+    }
+    if (rc != BP_OK) {
+        if (redis_conn_pending(c)) {
+            redis_conn_drop(c);
+        }
+    } else if ((rc = redis_conn_read_replies(c, rs, 3, err)) == BP_OK) {
+        for (size_t i = 0; i < 3 && rc == BP_OK; i++) {
+            rc = redis_reply_status(rs[i], "queue cap", err);
+        }
+        free_replies(rs, 3);
+    }
+    pool_put(b, c);
+    return rc;
+}
+
+static int br_limits(broker *base, json_t **out, bp_error *err)
+{
+    broker_redis *b = BR(base);
+    redis_conn *c = NULL;
+    redisReply *rates = NULL, **caps = NULL;
+    qsnap s = {0};
+    json_t *rl = json_object(), *qc = json_object();
+    int rc;
+    *out = NULL;
+    if (!rl || !qc) {
+        rc = bp_err(err, BP_E_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((rc = pool_get(b, &c, err)) != BP_OK) {
+        goto done;
+    }
+    if ((rc = refresh_queues(b, c, err)) != BP_OK || (rc = qsnap_take(b, &s, err)) != BP_OK ||
+        (rc = redis_conn_command(c, &rates, err, "HGETALL %srates", b->gprefix)) != BP_OK) {
+        goto done;
+    }
+    for (size_t i = 0; i + 1 < rates->elements; i += 2) {
+        const char *v = rates->element[i + 1]->str;
+        const char *sp = strrchr(v, ' ');
+        json_object_set_new(rl, rates->element[i]->str, json_string(sp ? sp + 1 : v));
+    }
+    if (s.n > 0) {
+        if (!(caps = calloc(s.n, sizeof *caps))) {
+            rc = bp_err(err, BP_E_NOMEM, "out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < s.n && rc == BP_OK; i++) {
+            rc = redis_conn_append(c, err, "HGET %smeta gc", s.tag[i]);
+        }
+        if (rc != BP_OK) {
+            if (redis_conn_pending(c)) {
+                redis_conn_drop(c);
+            }
+            goto done;
+        }
+        if ((rc = redis_conn_read_replies(c, caps, s.n, err)) != BP_OK) {
+            goto done;
+        }
+        for (size_t i = 0; i < s.n; i++) {
+            if (caps[i]->type == REDIS_REPLY_STRING) {
+                json_object_set_new(qc, s.name[i],
+                                    json_integer(str_i64(caps[i]->str, caps[i]->len)));
+            }
+        }
+        free_replies(caps, s.n);
+    }
+    *out = json_pack("{s:O, s:O}", "rate_limits", rl, "queue_caps", qc);
+    if (!*out) {
+        rc = bp_err(err, BP_E_NOMEM, "out of memory");
+    }
+done:
+    if (rates) {
+        freeReplyObject(rates);
+    }
+    free(caps);
+    json_decref(rl);
+    json_decref(qc);
+    qsnap_free(&s);
+    pool_put(b, c);
+    return rc;
+}
+
+/* One stream entry read by XREAD, for merging several streams in time order. */
+typedef struct ev_entry {
+    int64_t ms, seq;
+    const redisReply *fields;
+} ev_entry;
+
+static int cmp_ev_entry(const void *pa, const void *pb)
+{
+    const ev_entry *a = pa, *b = pb;
+    if (a->ms != b->ms) {
+        return a->ms < b->ms ? -1 : 1;
+    }
+    return (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+static const char *entry_field(const redisReply *f, const char *name)
+{
+    for (size_t i = 0; f && f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2) {
+        if (field_is(f->element[i], name)) {
+            return f->element[i + 1]->str;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Events live in one capped stream per queue (P:{q}:events, written by the scripts in the same
+ * step as the changes) plus P:events for the workers. The cursor remembers the last id read
+ * from each stream, and "t0", the server's time when reading began: a stream seen for the
+ * first time (a queue created meanwhile) is read from t0, so nothing that happened since the
+ * monitor started is missed.
+ */
+static int br_events(broker *base, json_t *cursor, int64_t block_ms, json_t **out, bp_error *err)
+{
+    broker_redis *b = BR(base);
+    redis_conn *c = NULL;
+    redisReply *r = NULL;
+    qsnap s = {0};
+    json_t *ids, *arr = json_array();
+    const char **argv = NULL;
+    char **owned = NULL;
+    ev_entry *ents = NULL;
+    size_t n_ents = 0, cap_ents = 0, n_streams, argc = 0, n_owned = 0;
+    char t0_id[32];
+    int rc;
+    *out = NULL;
+    if (!json_is_object(cursor) || !arr) {
+        json_decref(arr);
+        return bp_err(err, BP_E_INVAL, "events: the cursor must be a JSON object");
+    }
+    if ((rc = pool_get(b, &c, err)) != BP_OK) {
+        json_decref(arr);
+        return rc;
+    }
+    if (!json_is_integer(json_object_get(cursor, "t0"))) {
+        redisReply *t = NULL;
+        if ((rc = redis_conn_command(c, &t, err, "TIME")) != BP_OK) {
+            goto done;
+        }
+        json_object_set_new(cursor, "t0",
+                            json_integer(str_i64(t->element[0]->str, t->element[0]->len) * 1000 +
+                                         str_i64(t->element[1]->str, t->element[1]->len) / 1000));
+        freeReplyObject(t);
+    }
+    if (!json_is_object(json_object_get(cursor, "ids"))) {
+        json_object_set_new(cursor, "ids", json_object());
+    }
+    ids = json_object_get(cursor, "ids");
+    snprintf(t0_id, sizeof t0_id, "%" PRId64 "-0",
+             (int64_t)json_integer_value(json_object_get(cursor, "t0")));
+    if ((rc = refresh_queues(b, c, err)) != BP_OK || (rc = qsnap_take(b, &s, err)) != BP_OK) {
+        goto done;
+    }
+    n_streams = s.n + 1;
+    argv = calloc(2 * n_streams + 8, sizeof *argv);
+    owned = calloc(n_streams + 1, sizeof *owned);
+    if (!argv || !owned) {
+        rc = bp_err(err, BP_E_NOMEM, "out of memory");
+        goto done;
+    }
+    argv[argc++] = "XREAD";
+    argv[argc++] = "COUNT";
+    argv[argc++] = "1000";
+    char block[24];
+    if (block_ms > 0) {
+        snprintf(block, sizeof block, "%" PRId64, block_ms);
+        argv[argc++] = "BLOCK";
+        argv[argc++] = block;
+    }
+    argv[argc++] = "STREAMS";
+    owned[n_owned] = util_asprintf("%sevents", b->gprefix);
+    argv[argc++] = owned[n_owned++];
+    for (size_t i = 0; i < s.n; i++) {
+        owned[n_owned] = util_asprintf("%sevents", s.tag[i]);
+        argv[argc++] = owned[n_owned++];
+    }
+    for (size_t i = 0; i < n_streams; i++) {
+        if (!owned[i]) {
+            rc = bp_err(err, BP_E_NOMEM, "out of memory");
+            goto done;
+        }
+        const char *last = json_string_value(json_object_get(ids, owned[i]));
+        argv[argc++] = last ? last : t0_id;
+    }
+    rc = block_ms > 0 ? redis_conn_command_blocking(c, block_ms, (int)argc, argv, NULL, &r, err)
+                      : redis_conn_command_argv(c, (int)argc, argv, NULL, &r, err);
+    if (rc != BP_OK) {
+        goto done;
+    }
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *st = r->element[i];
+        const redisReply *entries;
+        if (st->type != REDIS_REPLY_ARRAY || st->elements != 2) {
+            continue;
+        }
+        entries = st->element[1];
+        for (size_t k = 0; entries->type == REDIS_REPLY_ARRAY && k < entries->elements; k++) {
+            const redisReply *e = entries->element[k];
+            const char *dash;
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) {
+                continue;
+            }
+            if (n_ents == cap_ents) {
+                size_t nc = cap_ents ? cap_ents * 2 : 256;
+                ev_entry *ne = realloc(ents, nc * sizeof *ne);
+                if (!ne) {
+                    rc = bp_err(err, BP_E_NOMEM, "out of memory");
+                    goto done;
+                }
+                ents = ne;
+                cap_ents = nc;
+            }
+            dash = strchr(e->element[0]->str, '-');
+            ents[n_ents].ms = strtoll(e->element[0]->str, NULL, 10);
+            ents[n_ents].seq = dash ? strtoll(dash + 1, NULL, 10) : 0;
+            ents[n_ents].fields = e->element[1];
+            n_ents++;
+            if (k + 1 == entries->elements) {
+                json_object_set_new(ids, st->element[0]->str, json_string(e->element[0]->str));
+            }
+        }
+    }
+    if (n_ents > 1) {
+        qsort(ents, n_ents, sizeof *ents, cmp_ev_entry);
+    }
+    for (size_t i = 0; i < n_ents; i++) {
+        const redisReply *f = ents[i].fields;
+        broker_event_expand(arr, ents[i].ms, entry_field(f, "e"), entry_field(f, "q"),
+                            entry_field(f, "w"), entry_field(f, "ids"), entry_field(f, "types"),
+                            entry_field(f, "err"), entry_field(f, "data"));
+    }
+    *out = arr;
+    arr = NULL;
+done:
+    if (r) {
+        freeReplyObject(r);
+    }
+    free(ents);
+    for (size_t i = 0; owned && i < n_owned; i++) {
+        free(owned[i]);
+    }
+    free(owned);
+    free(argv);
+    json_decref(arr);
+    qsnap_free(&s);
+    pool_put(b, c);
+    return rc;
+}
+
+/* CONFIG GET `name` -> its value (new string) or NULL (CONFIG may be disabled on managed Redis). */
+static char *config_get(redis_conn *c, const char *name)
+{
+    redisReply *r = NULL;
+    char *v = NULL;
+    if (redis_conn_command(c, &r, NULL, "CONFIG GET %s", name) == BP_OK &&
+        r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_STRING) {
+        v = strdup(r->element[1]->str);
+    }
+    if (r) {
+        freeReplyObject(r);
+    }
+    return v;
+}
+
+static int br_diagnose(broker *base, json_t **out, bp_error *err)
+{
+    broker_redis *b = BR(base);
+    redis_conn *c = NULL;
+    json_t *w = json_array();
+    char *policy = NULL, *aof = NULL, *save = NULL;
+    int rc;
+    *out = NULL;
+    if (!w) {
+        return bp_err(err, BP_E_NOMEM, "out of memory");
+    }
+    if ((rc = pool_get(b, &c, err)) != BP_OK) {
+        json_decref(w);
+        return rc;
+    }
+    policy = config_get(c, "maxmemory-policy");
+    aof = config_get(c, "appendonly");
+    save = config_get(c, "save");
+    if (!policy) {
+        json_array_append_new(w, json_sprintf("broker Redis %s: CONFIG GET is not allowed, so its "
+                                              "maxmemory-policy could not be checked (it must be "
+                                              "noeviction)",
+                                              redis_conn_name(c)));
+    } else if (strcmp(policy, "noeviction") != 0) {
+        json_array_append_new(w, json_sprintf("broker Redis %s has maxmemory-policy %s: when it is "
+                                              "full it may evict queue keys and lose jobs; set "
+                                              "maxmemory-policy noeviction",
+                                              redis_conn_name(c), policy));
+    }
+    if (aof && save && strcmp(aof, "no") == 0 && save[0] == '\0') {
+        json_array_append_new(w, json_sprintf("broker Redis %s has no persistence (appendonly no, "
+                                              "no RDB save): a restart of Redis loses every "
+                                              "queued job; set appendonly yes",
+                                              redis_conn_name(c)));
+    }
+    free(policy);
+    free(aof);
+    free(save);
+    pool_put(b, c);
+    *out = w;
+    return BP_OK;
 }
 
 static const broker_ops redis_ops = {
@@ -3698,6 +4543,11 @@ static const broker_ops redis_ops = {
     .subscribe = br_subscribe,
     .wake_fd = br_wake_fd,
     .drain_wake = br_drain_wake,
+    .set_rate_limit = br_set_rate_limit,
+    .set_queue_cap = br_set_queue_cap,
+    .limits = br_limits,
+    .events = br_events,
+    .diagnose = br_diagnose,
     .destroy = br_destroy,
 };
 
@@ -3752,6 +4602,17 @@ static int split_prefix(const char *url, char **out_url, char **out_prefix, bp_e
     return BP_OK;
 }
 
+int broker_redis_split_url(const char *url, char **out_url, char **out_prefix, bp_error *err)
+{
+    int rc = split_prefix(url ? url : "", out_url, out_prefix, err);
+    if (rc == BP_OK && !*out_prefix && !(*out_prefix = strdup("bp"))) {
+        free(*out_url);
+        *out_url = NULL;
+        rc = bp_err(err, BP_E_NOMEM, "out of memory");
+    }
+    return rc;
+}
+
 int broker_redis_open(const char *url, const broker_options *opts, broker **out, bp_error *err)
 {
     broker_redis *b;
@@ -3800,8 +4661,11 @@ int broker_redis_open(const char *url, const broker_options *opts, broker **out,
     b->queues_key = util_asprintf("%s:queues", b->prefix);
     b->workers_key = util_asprintf("%s:workers", b->prefix);
     b->anywork_key = util_asprintf("%s:anywork", b->prefix);
+    b->gprefix = util_asprintf("%s:", b->prefix);
+    b->offline_key = util_asprintf("%s:workers:off", b->prefix);
     b->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (!b->chan || !b->queues_key || !b->workers_key || !b->anywork_key || b->stop_fd < 0) {
+    if (!b->chan || !b->queues_key || !b->workers_key || !b->anywork_key || !b->gprefix ||
+        !b->offline_key || b->stop_fd < 0) {
         rc = bp_err(err, BP_E_NOMEM, "out of memory");
         goto fail;
     }
