@@ -12,7 +12,10 @@
  * Every index a state change touches costs WAL pages on each lease and ack, so there are no
  * more of them than the questions need; the hot statements name their index (INDEXED BY) so a
  * planner guess can never turn them into a scan of every waiting job.
- * plus `workers`, the registry of live workers and their heartbeats.
+ * plus `workers`, the registry of live workers and their heartbeats (a lost worker stays listed
+ * as offline for an hour), `rate_limits` and `queue_caps` (the limits every worker obeys) and
+ * `events`, a capped log of state changes written in the same transactions as the changes
+ * (`betpipe monitor` reads it and is woken through an `e-` wake socket).
  *
  * Every state change is one IMMEDIATE transaction, so two daemons on the same file never lease
  * the same job. synchronous=NORMAL in WAL mode means a commit reaches the OS before it returns
@@ -29,6 +32,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -48,7 +52,8 @@
 
 #define SQ_BUSY_TIMEOUT_MS 15000
 #define SQ_REAP_BATCH      1000
-#define SQ_SCHEMA_VERSION  2
+#define SQ_SCHEMA_VERSION  3
+#define SQ_OFFLINE_KEEP_MS 3600000 /* a lost worker stays listed as offline this long */
 
 typedef struct sq_broker {
     broker base;
@@ -67,7 +72,8 @@ typedef struct sq_broker {
     pthread_cond_t ckpt_cond;
     bool ckpt_stop;
     /* prepared statements, indexed by enum sq_stmt */
-    sqlite3_stmt *st[32];
+    sqlite3_stmt *st[40];
+    wake_listener *ev_listener; /* events(): woken when events were written */
 } sq_broker;
 
 /* The columns every job-returning statement selects, in this order (see row_to_job). */
@@ -98,6 +104,14 @@ enum sq_stmt {
     ST_REVOKE_WAITING,
     ST_REVOKE_RUNNING,
     ST_PURGE,
+    ST_EVENT_INSERT,
+    ST_LIMIT_COUNTS,
+    ST_QUEUE_CAP,
+    ST_QUEUE_RUNNING,
+    ST_LEASE_CANDIDATES,
+    ST_LEASE_SEQS,
+    ST_RATE_SAVE,
+    ST_WORKER_STATE,
     ST_COUNT
 };
 
@@ -138,7 +152,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_WORKER_UPSERT] = "INSERT INTO workers (id, host, pid, queues, started_ms, heartbeat_ms, "
                          "stats) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO UPDATE "
                          "SET heartbeat_ms = excluded.heartbeat_ms, stats = excluded.stats, "
-                         "queues = excluded.queues",
+                         "queues = excluded.queues, offline_ms = NULL",
     [ST_RENEW] = "UPDATE jobs SET lease_until = ?2 WHERE worker = ?1 AND state = 2",
     [ST_PROGRESS] = "UPDATE jobs SET progress = ?3, progress_msg = ?4 WHERE id = ?1 AND worker "
                     "= ?2 AND state = 2",
@@ -154,6 +168,22 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_REVOKE_RUNNING] = "UPDATE jobs SET revoke_requested = max(revoke_requested, ?2) WHERE "
                           "id = ?1 AND state = 2",
     [ST_PURGE] = "DELETE FROM jobs WHERE queue = ?1 AND state IN (0, 1, 3)",
+    [ST_EVENT_INSERT] = "INSERT INTO events (ts, kind, queue, worker, ids, types, err, data) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_LIMIT_COUNTS] = "SELECT (SELECT count(*) FROM rate_limits), (SELECT count(*) FROM "
+                        "queue_caps)",
+    [ST_QUEUE_CAP] = "SELECT max FROM queue_caps WHERE queue = ?1",
+    [ST_QUEUE_RUNNING] = "SELECT count(*) FROM jobs INDEXED BY jobs_running WHERE state = 2 AND "
+                         "queue = ?1",
+    [ST_LEASE_CANDIDATES] = "SELECT seq, type FROM jobs INDEXED BY jobs_ready WHERE queue = ?1 "
+                            "AND state = 0 AND type NOT IN (SELECT value FROM json_each(?2)) "
+                            "AND seq NOT IN (SELECT value FROM json_each(?4)) "
+                            "ORDER BY priority DESC, seq LIMIT ?3",
+    [ST_LEASE_SEQS] = "UPDATE jobs SET state = 2, worker = ?2, lease_until = ?3, attempts = "
+                      "attempts + 1, started_ms = ?4, progress = NULL, progress_msg = NULL WHERE "
+                      "seq IN (SELECT value FROM json_each(?1)) AND state = 0 RETURNING " JOB_COLS,
+    [ST_RATE_SAVE] = "UPDATE rate_limits SET tat = ?2 WHERE type = ?1",
+    [ST_WORKER_STATE] = "SELECT offline_ms FROM workers WHERE id = ?1",
 };
 
 static const char schema_sql[] =
@@ -205,7 +235,30 @@ static const char schema_sql[] =
     "  queues TEXT NOT NULL,"
     "  started_ms INTEGER NOT NULL,"
     "  heartbeat_ms INTEGER NOT NULL,"
-    "  stats TEXT);";
+    "  stats TEXT,"
+    "  offline_ms INTEGER);"
+    /* Limits shared by every worker: a rate limit per job type (the generic cell rate
+     * algorithm: `tat` is the theoretical arrival time of the next token) and a cap per queue. */
+    "CREATE TABLE IF NOT EXISTS rate_limits ("
+    "  type TEXT PRIMARY KEY,"
+    "  rate TEXT NOT NULL,"
+    "  interval_ms REAL NOT NULL,"
+    "  tolerance_ms REAL NOT NULL,"
+    "  tat REAL NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS queue_caps ("
+    "  queue TEXT PRIMARY KEY,"
+    "  max INTEGER NOT NULL);"
+    /* One row per batch of events of one kind (ids space-separated), like the Redis streams. */
+    "CREATE TABLE IF NOT EXISTS events ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  ts INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  queue TEXT,"
+    "  worker TEXT,"
+    "  ids TEXT,"
+    "  types TEXT,"
+    "  err TEXT,"
+    "  data TEXT);";
 
 /* ============================================================================================
  * Helpers
@@ -425,14 +478,183 @@ static void publish_finals(sq_broker *s, job_list *finals)
 }
 
 /* ============================================================================================
+ * Events: gathered while a transaction runs, written in it - one row per kind and queue, with
+ * the job ids space-separated (like the Redis streams) - and announced after commit
+ * ========================================================================================== */
+
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+} sbuf;
+
+static bool sbuf_word(sbuf *b, const char *w, size_t len)
+{
+    if (b->n + len + 2 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        char *np;
+        while (cap < b->n + len + 2) {
+            cap *= 2;
+        }
+        if (!(np = realloc(b->p, cap))) {
+            return false;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    if (b->n) {
+        b->p[b->n++] = ' ';
+    }
+    memcpy(b->p + b->n, w, len);
+    b->n += len;
+    b->p[b->n] = '\0';
+    return true;
+}
+
+typedef struct sq_ev {
+    const char *kind; /* a string literal */
+    char *queue;
+    char *err; /* an entry with an error holds one job */
+    sbuf ids, types;
+} sq_ev;
+
+typedef struct sq_events {
+    sq_ev *v;
+    size_t n, cap;
+    bool oom; /* an event was lost to an allocation failure (the change itself is not) */
+} sq_events;
+
+static void ev_add(sq_events *e, const char *kind, const char *queue, const char *id,
+                   const char *type, const char *error)
+{
+    sq_ev *x = NULL;
+    for (size_t i = 0; !error && i < e->n; i++) {
+        sq_ev *c = &e->v[i];
+        if (!c->err && strcmp(c->kind, kind) == 0 &&
+            ((!c->queue && !queue) || (c->queue && queue && strcmp(c->queue, queue) == 0))) {
+            x = c;
+            break;
+        }
+    }
+    if (!x) {
+        if (e->n == e->cap) {
+            size_t cap = e->cap ? e->cap * 2 : 8;
+            sq_ev *nv = realloc(e->v, cap * sizeof *nv);
+            if (!nv) {
+                e->oom = true;
+                return;
+            }
+            e->v = nv;
+            e->cap = cap;
+        }
+        x = &e->v[e->n++];
+        memset(x, 0, sizeof *x);
+        x->kind = kind;
+        x->queue = queue ? strdup(queue) : NULL;
+        x->err = error ? strdup(error) : NULL;
+    }
+    if (!sbuf_word(&x->ids, id, strlen(id)) ||
+        (type && !sbuf_word(&x->types, type, strlen(type)))) {
+        e->oom = true;
+    }
+}
+
+static const char *final_event(job_state st)
+{
+    switch (st) {
+    case JOB_SUCCESS: return "job-succeeded";
+    case JOB_FAILURE: return "job-failed";
+    case JOB_REVOKED: return "job-revoked";
+    case JOB_EXPIRED: return "job-expired";
+    case JOB_DEAD: return "job-dead";
+    default: return "job-changed";
+    }
+}
+
+/* Events for the final records finals->items[from..]. */
+static void ev_finals(sq_events *e, const job_list *finals, size_t from)
+{
+    for (size_t i = from; i < finals->n; i++) {
+        const job *j = finals->items[i];
+        ev_add(e, final_event(j->state), j->queue, j->id, NULL,
+               j->state == JOB_SUCCESS ? NULL : (j->error ? j->error : ""));
+    }
+}
+
+/* Write the gathered events inside the open transaction; true when anything was written. The
+ * worker applies to every entry (NULL = none); data is a worker event's JSON (NULL = none). */
+static int ev_write(sq_broker *s, sq_events *e, const char *worker, const char *data, bool *wrote,
+                    bp_error *err)
+{
+    int64_t now = util_now_ms();
+    for (size_t i = 0; i < e->n; i++) {
+        sq_ev *x = &e->v[i];
+        sqlite3_stmt *st = stmt(s, ST_EVENT_INSERT);
+        int step;
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_text(st, 2, x->kind, -1, SQLITE_STATIC);
+        bind_text(st, 3, x->queue);
+        bind_text(st, 4, worker);
+        bind_text(st, 5, x->ids.p);
+        bind_text(st, 6, x->types.n ? x->types.p : NULL);
+        bind_text(st, 7, x->err);
+        bind_text(st, 8, data);
+        step = sqlite3_step(st);
+        if (step != SQLITE_DONE) {
+            return sq_error(s, step, "write events", err);
+        }
+        *wrote = true;
+    }
+    return BP_OK;
+}
+
+static void ev_free(sq_events *e)
+{
+    for (size_t i = 0; i < e->n; i++) {
+        free(e->v[i].queue);
+        free(e->v[i].err);
+        free(e->v[i].ids.p);
+        free(e->v[i].types.p);
+    }
+    free(e->v);
+    memset(e, 0, sizeof *e);
+}
+
+/* After commit: wake `betpipe monitor`s. */
+static void ev_announce(sq_broker *s, bool wrote)
+{
+    if (wrote) {
+        wake_send(s->sender, WAKE_KIND_EVENTS, 'V');
+    }
+}
+
+/* A worker event (online, heartbeat, offline) inside the open transaction. */
+static int ev_worker(sq_broker *s, const char *kind, const char *worker, const char *data,
+                     bp_error *err)
+{
+    sqlite3_stmt *st = stmt(s, ST_EVENT_INSERT);
+    int step;
+    sqlite3_bind_int64(st, 1, util_now_ms());
+    sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_null(st, 3);
+    bind_text(st, 4, worker);
+    sqlite3_bind_null(st, 5);
+    sqlite3_bind_null(st, 6);
+    sqlite3_bind_null(st, 7);
+    bind_text(st, 8, data);
+    step = sqlite3_step(st);
+    return step == SQLITE_DONE ? BP_OK : sq_error(s, step, "write events", err);
+}
+
+/* ============================================================================================
  * Enqueue
  * ========================================================================================== */
 
 static int sq_enqueue(broker *b, job **jobs, size_t n, int *out_status, bp_error *err)
 {
     sq_broker *s = sq(b);
+    sq_events ev = {0};
     int rc;
-    bool any = false;
+    bool any = false, wrote = false;
     pthread_mutex_lock(&s->lock);
     rc = begin(s, err);
     for (size_t i = 0; rc == BP_OK && i < n; i++) {
@@ -464,6 +686,7 @@ static int sq_enqueue(broker *b, job **jobs, size_t n, int *out_status, bp_error
         if (sqlite3_changes(s->db) == 1) {
             out_status[i] = BP_OK;
             any = true;
+            ev_add(&ev, "job-sent", j->queue, j->id, j->type, NULL);
             continue;
         }
         /* ON CONFLICT DO NOTHING swallowed it: the id exists or the unique key is held. */
@@ -476,9 +699,14 @@ static int sq_enqueue(broker *b, job **jobs, size_t n, int *out_status, bp_error
         }
         sqlite3_reset(st);
     }
+    if (rc == BP_OK) {
+        rc = ev_write(s, &ev, NULL, NULL, &wrote, err);
+    }
     rc = end_txn(s, rc, err);
+    ev_free(&ev);
     if (rc == BP_OK && any) {
         wake_send(s->sender, WAKE_KIND_WORK, 'E');
+        ev_announce(s, wrote);
     }
     return rc;
 }
@@ -488,11 +716,15 @@ static int sq_enqueue(broker *b, job **jobs, size_t n, int *out_status, bp_error
  * ========================================================================================== */
 
 static int ack_one(sq_broker *s, const char *worker_id, const broker_ack *a, job_list *finals,
-                   bp_error *err)
+                   sq_events *ev, bp_error *err)
 {
     sqlite3_stmt *st;
     int step;
     switch (a->state) {
+    case JOB_STARTED:
+        /* a notice, not an ack: a worker thread began running it */
+        ev_add(ev, "job-started", NULL, a->id, NULL, NULL);
+        return BP_OK;
     case JOB_RETRY:
         st = stmt(s, ST_ACK_RETRY);
         sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
@@ -540,8 +772,187 @@ static int ack_one(sq_broker *s, const char *worker_id, const broker_ack *a, job
     }
     if (sqlite3_changes(s->db) == 0) {
         log_warn("broker", "ack of job %s ignored: its lease was lost", a->id);
+    } else if (a->state == JOB_RETRY) {
+        ev_add(ev, "job-retried", NULL, a->id, NULL, a->error ? a->error : "");
     }
     return BP_OK;
+}
+
+/* ---- rate limits inside the exchange transaction ------------------------------------------ */
+
+typedef struct sq_rate {
+    char *type;
+    double interval, tolerance, tat;
+    bool dirty;
+} sq_rate;
+
+typedef struct sq_rates {
+    sq_rate *v;
+    size_t n;
+} sq_rates;
+
+static void rates_free(sq_rates *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->v[i].type);
+    }
+    free(r->v);
+    memset(r, 0, sizeof *r);
+}
+
+static int rates_load(sq_broker *s, sq_rates *r, bp_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int step = sqlite3_prepare_v2(
+        s->db, "SELECT type, interval_ms, tolerance_ms, tat FROM rate_limits", -1, &st, NULL);
+    int rc = BP_OK;
+    if (step != SQLITE_OK) {
+        return sq_error(s, step, "read rate limits", err);
+    }
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        sq_rate *nv = realloc(r->v, (r->n + 1) * sizeof *nv);
+        if (!nv) {
+            rc = bp_err(err, BP_E_NOMEM, "out of memory");
+            break;
+        }
+        r->v = nv;
+        r->v[r->n] = (sq_rate){col_dup(st, 0), sqlite3_column_double(st, 1),
+                               sqlite3_column_double(st, 2), sqlite3_column_double(st, 3), false};
+        if (!r->v[r->n].type) {
+            rc = bp_err(err, BP_E_NOMEM, "out of memory");
+            break;
+        }
+        r->n++;
+    }
+    if (rc == BP_OK && step != SQLITE_DONE) {
+        rc = sq_error(s, step, "read rate limits", err);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static sq_rate *rate_find(sq_rates *r, const char *type)
+{
+    for (size_t i = 0; type && i < r->n; i++) {
+        if (strcmp(r->v[i].type, type) == 0) {
+            return &r->v[i];
+        }
+    }
+    return NULL;
+}
+
+/* The generic cell rate algorithm (broker_rate_schedule): take a token if the next one is due
+ * no further ahead than the tolerance. */
+static bool rate_take(sq_rate *x, int64_t now)
+{
+    double t = x->tat < (double)now ? (double)now : x->tat;
+    if (t - x->tolerance > (double)now) {
+        return false;
+    }
+    x->tat = t + x->interval;
+    x->dirty = true;
+    return true;
+}
+
+static int rates_save(sq_broker *s, sq_rates *r, bp_error *err)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->v[i].dirty) {
+            sqlite3_stmt *st = stmt(s, ST_RATE_SAVE);
+            int step;
+            sqlite3_bind_text(st, 1, r->v[i].type, -1, SQLITE_STATIC);
+            sqlite3_bind_double(st, 2, r->v[i].tat);
+            if ((step = sqlite3_step(st)) != SQLITE_DONE) {
+                return sq_error(s, step, "save rate limits", err);
+            }
+        }
+    }
+    return BP_OK;
+}
+
+/* Lease up to n jobs of `queue` in priority order, skipping types out of tokens: candidates come
+ * from the ready index minus the exhausted types; a type that runs dry while we walk them joins
+ * the exclusions and the next round looks further. (Jobs of an exhausted type are read past,
+ * not moved: with a long backlog of one throttled type at the head of a queue, that is the cost
+ * this backend pays per exchange.) */
+static int lease_limited(sq_broker *s, const char *queue, const char *worker, int n, int64_t now,
+                         sq_rates *rates, job_list *leased, bp_error *err)
+{
+    json_t *excluded = json_array(), *chosen = json_array();
+    int got = 0, rc = BP_OK;
+    if (!excluded || !chosen) {
+        rc = bp_err(err, BP_E_NOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < rates->n; i++) {
+        if (rates->v[i].tat - rates->v[i].tolerance > (double)now) {
+            json_array_append_new(excluded, json_string(rates->v[i].type));
+        }
+    }
+    for (int round = 0; round < 8 && got < n && rc == BP_OK; round++) {
+        char *ex = json_dumps(excluded, JSON_COMPACT), *ch = json_dumps(chosen, JSON_COMPACT);
+        sqlite3_stmt *st = stmt(s, ST_LEASE_CANDIDATES);
+        bool grew = false;
+        int rows = 0, step;
+        if (!ex || !ch) {
+            free(ex);
+            free(ch);
+            rc = bp_err(err, BP_E_NOMEM, "out of memory");
+            break;
+        }
+        sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, ex, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, n - got);
+        sqlite3_bind_text(st, 4, ch, -1, SQLITE_STATIC);
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *type = (const char *)sqlite3_column_text(st, 1);
+            sq_rate *r = rate_find(rates, type);
+            rows++;
+            if (!r || rate_take(r, now)) {
+                json_array_append_new(chosen, json_integer(sqlite3_column_int64(st, 0)));
+                got++;
+            } else {
+                bool known = false;
+                size_t k;
+                json_t *v;
+                json_array_foreach(excluded, k, v)
+                {
+                    known = known || strcmp(json_string_value(v), type) == 0;
+                }
+                if (!known) {
+                    json_array_append_new(excluded, json_string(type));
+                    grew = true;
+                }
+            }
+        }
+        if (step != SQLITE_DONE) {
+            rc = sq_error(s, step, "lease candidates", err);
+        }
+        sqlite3_reset(st);
+        free(ex);
+        free(ch);
+        if (rows == 0 || !grew) {
+            break;
+        }
+    }
+    if (rc == BP_OK && got > 0) {
+        char *ch = json_dumps(chosen, JSON_COMPACT);
+        sqlite3_stmt *st = stmt(s, ST_LEASE_SEQS);
+        if (!ch) {
+            rc = bp_err(err, BP_E_NOMEM, "out of memory");
+            goto done;
+        }
+        sqlite3_bind_text(st, 1, ch, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, worker, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, now + s->base.opts.lease_ms);
+        sqlite3_bind_int64(st, 4, now);
+        free(ch);
+        rc = collect_rows(s, st, leased, "lease", err);
+    }
+done:
+    json_decref(excluded);
+    json_decref(chosen);
+    return rc;
 }
 
 static int sq_exchange(broker *b, const char *worker_id, const broker_ack *acks, size_t n_acks,
@@ -550,7 +961,11 @@ static int sq_exchange(broker *b, const char *worker_id, const broker_ack *acks,
 {
     sq_broker *s = sq(b);
     job_list finals = {0}, leased = {0};
+    sq_events ev = {0};
+    sq_rates rates = {0};
     int64_t now = util_now_ms();
+    int64_t n_rates = 0, n_caps = 0;
+    bool wrote = false, freed_capacity = false;
     int rc;
     *out_jobs = NULL;
     *out_n = 0;
@@ -558,12 +973,27 @@ static int sq_exchange(broker *b, const char *worker_id, const broker_ack *acks,
     pthread_mutex_lock(&s->lock);
     rc = begin(s, err);
     for (size_t i = 0; rc == BP_OK && i < n_acks; i++) {
-        rc = ack_one(s, worker_id, &acks[i], &finals, err);
+        rc = ack_one(s, worker_id, &acks[i], &finals, &ev, err);
+        freed_capacity = freed_capacity || acks[i].state != JOB_STARTED;
+    }
+    ev_finals(&ev, &finals, 0);
+    /* Limits cost one tiny query when there are none. */
+    if (rc == BP_OK) {
+        sqlite3_stmt *st = stmt(s, ST_LIMIT_COUNTS);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            n_rates = sqlite3_column_int64(st, 0);
+            n_caps = sqlite3_column_int64(st, 1);
+        }
+        sqlite3_reset(st);
+        if (n_rates > 0) {
+            rc = rates_load(s, &rates, err);
+        }
     }
     for (size_t w = 0; rc == BP_OK && w < n_wants; w++) {
         sqlite3_stmt *st;
-        int step;
-        if (wants[w].n <= 0) {
+        int step, n = wants[w].n;
+        size_t before = finals.n, leased_before = leased.n;
+        if (n <= 0) {
             continue;
         }
         /* Due delayed jobs become PENDING first, so they compete by priority like the rest. */
@@ -584,20 +1014,64 @@ static int sq_exchange(broker *b, const char *worker_id, const broker_ack *acks,
         if (rc != BP_OK) {
             break;
         }
-        st = stmt(s, ST_LEASE);
-        sqlite3_bind_text(st, 1, wants[w].queue, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, worker_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, now + s->base.opts.lease_ms);
-        sqlite3_bind_int64(st, 4, now);
-        sqlite3_bind_int(st, 5, wants[w].n);
-        rc = collect_rows(s, st, &leased, "lease", err);
+        ev_finals(&ev, &finals, before);
+        /* The queue's cluster-wide cap counts every lease of the queue, whoever holds it. */
+        if (n_caps > 0) {
+            st = stmt(s, ST_QUEUE_CAP);
+            sqlite3_bind_text(st, 1, wants[w].queue, -1, SQLITE_STATIC);
+            if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0) {
+                int cap = sqlite3_column_int(st, 0);
+                sqlite3_stmt *run = stmt(s, ST_QUEUE_RUNNING);
+                int running = 0;
+                sqlite3_bind_text(run, 1, wants[w].queue, -1, SQLITE_STATIC);
+                if (sqlite3_step(run) == SQLITE_ROW) {
+                    running = sqlite3_column_int(run, 0);
+                }
+                sqlite3_reset(run);
+                if (cap - running < n) {
+                    n = cap - running;
+                }
+            }
+            sqlite3_reset(st);
+            if (n <= 0) {
+                continue;
+            }
+        }
+        if (n_rates > 0) {
+            rc = lease_limited(s, wants[w].queue, worker_id, n, now, &rates, &leased, err);
+        } else {
+            st = stmt(s, ST_LEASE);
+            sqlite3_bind_text(st, 1, wants[w].queue, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, worker_id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, now + s->base.opts.lease_ms);
+            sqlite3_bind_int64(st, 4, now);
+            sqlite3_bind_int(st, 5, n);
+            rc = collect_rows(s, st, &leased, "lease", err);
+        }
+        for (size_t i = leased_before; rc == BP_OK && i < leased.n; i++) {
+            ev_add(&ev, "job-received", leased.items[i]->queue, leased.items[i]->id,
+                   leased.items[i]->type, NULL);
+        }
+    }
+    if (rc == BP_OK && n_rates > 0) {
+        rc = rates_save(s, &rates, err);
+    }
+    if (rc == BP_OK) {
+        rc = ev_write(s, &ev, worker_id, NULL, &wrote, err);
     }
     rc = end_txn(s, rc, err);
+    ev_free(&ev);
+    rates_free(&rates);
 
     if (rc != BP_OK) {
         job_list_free(&finals);
         job_list_free(&leased);
         return rc;
+    }
+    ev_announce(s, wrote);
+    /* A job that left a capped queue makes room: wake the workers waiting for it. */
+    if (n_caps > 0 && freed_capacity) {
+        wake_send(s->sender, WAKE_KIND_WORK, 'E');
     }
     publish_finals(s, &finals);
     *out_jobs = leased.items;
@@ -623,11 +1097,21 @@ static int sq_lease_one(broker *b, const char *worker_id, const char *id, job **
         sqlite3_bind_int64(st, 4, now);
         rc = collect_rows(s, st, &got, "lease", err);
     }
+    if (rc == BP_OK && got.n > 0) {
+        /* run --wait runs the job in this very process: received and started at once */
+        sq_events ev = {0};
+        bool wrote = false;
+        ev_add(&ev, "job-received", got.items[0]->queue, id, got.items[0]->type, NULL);
+        ev_add(&ev, "job-started", got.items[0]->queue, id, NULL, NULL);
+        rc = ev_write(s, &ev, worker_id, NULL, &wrote, err);
+        ev_free(&ev);
+    }
     rc = end_txn(s, rc, err);
     if (rc != BP_OK) {
         job_list_free(&got);
         return rc;
     }
+    ev_announce(s, got.n > 0);
     if (got.n == 0) {
         job *cur = NULL;
         free(got.items);
@@ -648,6 +1132,25 @@ static int sq_lease_one(broker *b, const char *worker_id, const char *id, job **
  * Heartbeat, worker registry, reaper
  * ========================================================================================== */
 
+/* What a worker event carries (JSON text, new string): host, pid, queues with their
+ * concurrency, and from the pool's stats the counters, load and RSS. */
+static char *worker_event_data(const broker_worker_info *w, const json_t *stats)
+{
+    static const char *const keys[] = {"processed", "failed", "busy", "load1", "rss_kb"};
+    json_t *o = json_pack("{s:s, s:i, s:O?}", "host", w->host ? w->host : "", "pid", w->pid,
+                          "queues", w->queues);
+    char *text;
+    for (size_t i = 0; o && i < BP_ARRAY_LEN(keys); i++) {
+        json_t *v = json_object_get(stats, keys[i]);
+        if (v) {
+            json_object_set(o, keys[i], v);
+        }
+    }
+    text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return text;
+}
+
 static int sq_heartbeat(broker *b, const broker_worker_info *w, const json_t *stats,
                         const json_t *progress, json_t **out_revoked, bp_error *err)
 {
@@ -667,6 +1170,19 @@ static int sq_heartbeat(broker *b, const broker_worker_info *w, const json_t *st
     }
     pthread_mutex_lock(&s->lock);
     rc = begin(s, err);
+    if (rc == BP_OK) {
+        /* online the first time (or back after being declared offline), heartbeat after that */
+        const char *kind = "worker-online";
+        char *data = worker_event_data(w, stats);
+        st = stmt(s, ST_WORKER_STATE);
+        sqlite3_bind_text(st, 1, w->id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_NULL) {
+            kind = "worker-heartbeat";
+        }
+        sqlite3_reset(st);
+        rc = data ? ev_worker(s, kind, w->id, data, err) : bp_err(err, BP_E_NOMEM, "out of memory");
+        free(data);
+    }
     if (rc == BP_OK) {
         st = stmt(s, ST_WORKER_UPSERT);
         sqlite3_bind_text(st, 1, w->id, -1, SQLITE_STATIC);
@@ -726,6 +1242,7 @@ static int sq_heartbeat(broker *b, const broker_worker_info *w, const json_t *st
         json_decref(revoked);
         return rc;
     }
+    ev_announce(s, true);
     *out_revoked = revoked;
     return BP_OK;
 }
@@ -751,11 +1268,14 @@ static int sq_worker_stop(broker *b, const char *worker_id, bp_error *err)
         step = sqlite3_step(st);
         if (step != SQLITE_DONE) {
             rc = sq_error(s, step, "unregister worker", err);
+        } else if (sqlite3_changes(s->db) > 0) {
+            rc = ev_worker(s, "worker-offline", worker_id, "{\"reason\":\"stopped\"}", err);
         }
     }
     rc = end_txn(s, rc, err);
     if (rc == BP_OK) {
         wake_send(s->sender, WAKE_KIND_WORK, 'E');
+        ev_announce(s, true);
     }
     return rc;
 }
@@ -770,8 +1290,8 @@ static bool pid_alive(int pid)
  * back to PENDING. The ids are collected before any update so the scan never sees its own
  * changes. */
 static int reclaim(sq_broker *s, const char *select_sql, const char *bind1, int64_t bind_i,
-                   const char *why, job_list *finals, int64_t *out_requeued, int64_t *out_dead,
-                   bp_error *err)
+                   const char *why, job_list *finals, sq_events *ev, int64_t *out_requeued,
+                   int64_t *out_dead, bp_error *err)
 {
     sqlite3_stmt *sel = NULL, *upd = NULL;
     int64_t now = util_now_ms();
@@ -845,6 +1365,9 @@ static int reclaim(sq_broker *s, const char *select_sql, const char *bind1, int6
             } else {
                 (*out_requeued)++;
                 log_warn("broker", "job %s requeued: worker %s lost (%s)", v->id, worker, why);
+                if (j) {
+                    ev_add(ev, "job-requeued", j->queue, j->id, NULL, error_text);
+                }
                 job_free(j);
             }
             while (sqlite3_step(upd) == SQLITE_ROW) {
@@ -863,20 +1386,25 @@ static int sq_reap(broker *b, broker_reap_report *out, bp_error *err)
 {
     sq_broker *s = sq(b);
     job_list finals = {0};
+    sq_events ev = {0};
     int64_t now = util_now_ms();
     sqlite3_stmt *st = NULL;
     int rc, step;
+    bool wrote = false;
     broker_reap_report rep = {0};
 
     pthread_mutex_lock(&s->lock);
     rc = begin(s, err);
 
-    /* 1. Workers that are gone: same host and the pid no longer exists, or silent too long. */
+    /* 1. Workers that are gone: same host and the pid no longer exists, or silent too long.
+     * They stay listed as offline for a while (`betpipe status`). */
     if (rc == BP_OK) {
         char **lost = NULL;
         size_t n_lost = 0;
-        step = sqlite3_prepare_v2(s->db, "SELECT id, host, pid, heartbeat_ms FROM workers", -1, &st,
-                                  NULL);
+        step = sqlite3_prepare_v2(s->db,
+                                  "SELECT id, host, pid, heartbeat_ms FROM workers WHERE "
+                                  "offline_ms IS NULL",
+                                  -1, &st, NULL);
         if (step != SQLITE_OK) {
             rc = sq_error(s, step, "read workers", err);
         }
@@ -900,14 +1428,21 @@ static int sq_reap(broker *b, broker_reap_report *out, bp_error *err)
                 continue;
             }
             rc = reclaim(s, "SELECT id, crashes, worker FROM jobs WHERE worker = ?1 AND state = 2",
-                         lost[i], 0, "the worker process is gone", &finals, &rep.requeued,
+                         lost[i], 0, "the worker process is gone", &finals, &ev, &rep.requeued,
                          &rep.dead, err);
             if (rc == BP_OK) {
-                sqlite3_stmt *del = stmt(s, ST_WORKER_DELETE);
-                sqlite3_bind_text(del, 1, lost[i], -1, SQLITE_STATIC);
-                sqlite3_step(del);
-                sqlite3_reset(del);
+                sqlite3_stmt *off = NULL;
+                if (sqlite3_prepare_v2(s->db, "UPDATE workers SET offline_ms = ?2 WHERE id = ?1",
+                                       -1, &off, NULL) == SQLITE_OK) {
+                    sqlite3_bind_text(off, 1, lost[i], -1, SQLITE_STATIC);
+                    sqlite3_bind_int64(off, 2, now);
+                    sqlite3_step(off);
+                }
+                sqlite3_finalize(off);
                 rep.workers_lost++;
+                rc = ev_worker(s, "worker-offline", lost[i],
+                               "{\"reason\":\"the worker process is gone or silent\"}", err);
+                wrote = true;
                 log_warn("broker", "worker %s is offline; its jobs were reclaimed", lost[i]);
             }
         }
@@ -922,7 +1457,7 @@ static int sq_reap(broker *b, broker_reap_report *out, bp_error *err)
         rc = reclaim(s,
                      "SELECT id, crashes, worker FROM jobs INDEXED BY jobs_running WHERE state = "
                      "2 AND lease_until < ?1 LIMIT 1000",
-                     NULL, now, "its lease expired", &finals, &rep.requeued, &rep.dead, err);
+                     NULL, now, "its lease expired", &finals, &ev, &rep.requeued, &rep.dead, err);
     }
     /* 3. Waiting jobs past their expires, on every queue. */
     if (rc == BP_OK) {
@@ -967,11 +1502,26 @@ static int sq_reap(broker *b, broker_reap_report *out, bp_error *err)
         sqlite3_finalize(st);
         st = NULL;
     }
+    /* 5. The event log keeps the last BROKER_EVENTS_MAX entries; offline workers an hour. */
+    if (rc == BP_OK) {
+        char sql[256];
+        snprintf(sql, sizeof sql,
+                 "DELETE FROM events WHERE seq <= (SELECT max(seq) FROM events) - %d; "
+                 "DELETE FROM workers WHERE offline_ms < %lld",
+                 BROKER_EVENTS_MAX, (long long)(now - SQ_OFFLINE_KEEP_MS));
+        rc = exec_sql(s, sql, err);
+    }
+    ev_finals(&ev, &finals, 0);
+    if (rc == BP_OK) {
+        rc = ev_write(s, &ev, NULL, NULL, &wrote, err);
+    }
     rc = end_txn(s, rc, err);
+    ev_free(&ev);
     if (rc == BP_OK) {
         if (rep.requeued > 0) {
             wake_send(s->sender, WAKE_KIND_WORK, 'E');
         }
+        ev_announce(s, wrote);
         if (out) {
             *out = rep;
         }
@@ -1006,6 +1556,30 @@ static int sq_next_due(broker *b, const char *const *queues, size_t n_queues, in
             break;
         }
         sqlite3_reset(st);
+    }
+    /* The next token of a rate-limited type that is out of them now. (Whether such a job waits
+     * in these queues is not asked: at worst one needless wake-up, one interval after the
+     * type's last lease.) */
+    if (rc == BP_OK) {
+        sqlite3_stmt *st = NULL;
+        int step = sqlite3_prepare_v2(s->db,
+                                      "SELECT min(tat - tolerance_ms) FROM rate_limits WHERE "
+                                      "tat - tolerance_ms > ?1",
+                                      -1, &st, NULL);
+        if (step == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, util_now_ms());
+            step = sqlite3_step(st);
+            if (step == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+                int64_t v = (int64_t)sqlite3_column_double(st, 0) + 1;
+                if (v < best) {
+                    best = v;
+                }
+            }
+        }
+        if (step != SQLITE_ROW && step != SQLITE_DONE) {
+            rc = sq_error(s, step, "next token", err);
+        }
+        sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&s->lock);
     *out_ms = best;
@@ -1053,6 +1627,13 @@ static int sq_revoke(broker *b, const char *id, bool terminate, job_state *out_s
         sqlite3_bind_int64(st, 3, s->base.opts.result_ttl_ms);
         rc = collect_rows(s, st, &finals, "revoke", err);
     }
+    if (rc == BP_OK && finals.n > 0) {
+        sq_events ev = {0};
+        bool wrote = false;
+        ev_finals(&ev, &finals, 0);
+        rc = ev_write(s, &ev, NULL, NULL, &wrote, err);
+        ev_free(&ev);
+    }
     if (rc == BP_OK && finals.n == 0) {
         st = stmt(s, ST_REVOKE_RUNNING);
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -1071,6 +1652,7 @@ static int sq_revoke(broker *b, const char *id, bool terminate, job_state *out_s
     }
     if (finals.n > 0) {
         *out_state = JOB_REVOKED;
+        ev_announce(s, true);
         publish_finals(s, &finals);
         return BP_OK;
     }
@@ -1156,8 +1738,8 @@ static int sq_stats(broker *b, json_t **out, bp_error *err)
     st = NULL;
     if (rc == BP_OK) {
         step = sqlite3_prepare_v2(s->db,
-                                  "SELECT id, host, pid, queues, started_ms, heartbeat_ms, stats "
-                                  "FROM workers ORDER BY started_ms",
+                                  "SELECT id, host, pid, queues, started_ms, heartbeat_ms, stats, "
+                                  "offline_ms FROM workers ORDER BY started_ms",
                                   -1, &st, NULL);
         if (step != SQLITE_OK) {
             rc = sq_error(s, step, "stats", err);
@@ -1169,14 +1751,21 @@ static int sq_stats(broker *b, json_t **out, bp_error *err)
             json_t *ws = stats_text ? json_loads(stats_text, 0, NULL) : NULL;
             util_format_iso8601(sqlite3_column_int64(st, 4), started, sizeof started);
             util_format_iso8601(sqlite3_column_int64(st, 5), hb, sizeof hb);
-            json_array_append_new(
-                workers, json_pack("{s:s, s:s, s:i, s:o, s:s, s:s, s:I, s:o}", "id",
+            int64_t age = util_now_ms() - sqlite3_column_int64(st, 5);
+            bool offline = sqlite3_column_type(st, 7) != SQLITE_NULL;
+            json_t *wo = json_pack("{s:s, s:s, s:i, s:o, s:s, s:s, s:I, s:o, s:b}", "id",
                                    (const char *)sqlite3_column_text(st, 0), "host",
                                    (const char *)sqlite3_column_text(st, 1), "pid",
                                    sqlite3_column_int(st, 2), "queues", wq ? wq : json_object(),
                                    "started", started, "heartbeat", hb, "heartbeat_age_ms",
-                                   (json_int_t)(util_now_ms() - sqlite3_column_int64(st, 5)),
-                                   "stats", ws ? ws : json_object()));
+                                   (json_int_t)age, "stats", ws ? ws : json_object(), "online",
+                                   !offline && age < s->base.opts.worker_timeout_ms);
+            if (wo && offline) {
+                char off[40];
+                util_format_iso8601(sqlite3_column_int64(st, 7), off, sizeof off);
+                json_object_set_new(wo, "offline_since", json_string(off));
+            }
+            json_array_append_new(workers, wo);
         }
         sqlite3_finalize(st);
     }
@@ -1341,11 +1930,241 @@ static void sq_destroy(broker *b)
     }
     sqlite3_close(s->db);
     wake_listener_close(s->listener);
+    wake_listener_close(s->ev_listener);
     wake_sender_close(s->sender);
     pthread_mutex_destroy(&s->lock);
     free(s->path);
     free(s->run_dir);
     free(s);
+}
+
+/* ============================================================================================
+ * Limits, events, diagnostics
+ * ========================================================================================== */
+
+static int sq_set_rate_limit(broker *b, const char *type, const char *rate, bp_error *err)
+{
+    sq_broker *s = sq(b);
+    sqlite3_stmt *st = NULL;
+    int64_t count = 0, period = 0;
+    double interval = 0, tolerance = 0;
+    int rc, step;
+    if (!type || !*type || strchr(type, ' ')) {
+        return bp_err(err, BP_E_INVAL, "rate limit: '%s' is not a job type name", type ? type : "");
+    }
+    if (rate && *rate) {
+        if ((rc = broker_rate_parse(rate, &count, &period, err)) != BP_OK) {
+            return rc;
+        }
+        broker_rate_schedule(count, period, &interval, &tolerance);
+    }
+    pthread_mutex_lock(&s->lock);
+    rc = begin(s, err);
+    if (rc == BP_OK) {
+        /* a changed rate starts from a clean schedule (tat 0) */
+        step = sqlite3_prepare_v2(
+            s->db,
+            rate && *rate ? "INSERT INTO rate_limits (type, rate, interval_ms, tolerance_ms, tat) "
+                            "VALUES (?1, ?2, ?3, ?4, 0) ON CONFLICT(type) DO UPDATE SET rate = "
+                            "excluded.rate, interval_ms = excluded.interval_ms, tolerance_ms = "
+                            "excluded.tolerance_ms, tat = 0"
+                          : "DELETE FROM rate_limits WHERE type = ?1",
+            -1, &st, NULL);
+        if (step == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+            if (rate && *rate) {
+                sqlite3_bind_text(st, 2, rate, -1, SQLITE_STATIC);
+                sqlite3_bind_double(st, 3, interval);
+                sqlite3_bind_double(st, 4, tolerance);
+            }
+            step = sqlite3_step(st);
+        }
+        if (step != SQLITE_DONE) {
+            rc = sq_error(s, step, "set rate limit", err);
+        }
+        sqlite3_finalize(st);
+    }
+    rc = end_txn(s, rc, err);
+    if (rc == BP_OK) {
+        /* workers sleeping until a token look again under the new rule */
+        wake_send(s->sender, WAKE_KIND_WORK, 'E');
+        log_info("broker", "rate limit type=%s rate=%s", type, rate && *rate ? rate : "none");
+    }
+    return rc;
+}
+
+static int sq_set_queue_cap(broker *b, const char *queue, int max, bp_error *err)
+{
+    sq_broker *s = sq(b);
+    sqlite3_stmt *st = NULL;
+    int rc = BP_OK, step;
+    if (!queue || !*queue || max < 0) {
+        return bp_err(err, BP_E_INVAL, "queue cap: bad queue '%s' or cap %d", queue ? queue : "",
+                      max);
+    }
+    pthread_mutex_lock(&s->lock);
+    step = sqlite3_prepare_v2(s->db,
+                              max > 0 ? "INSERT INTO queue_caps (queue, max) VALUES (?1, ?2) ON "
+                                        "CONFLICT(queue) DO UPDATE SET max = excluded.max"
+                                      : "DELETE FROM queue_caps WHERE queue = ?1",
+                              -1, &st, NULL);
+    if (step == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
+        if (max > 0) {
+            sqlite3_bind_int(st, 2, max);
+        }
+        step = sqlite3_step(st);
+    }
+    if (step != SQLITE_DONE) {
+        rc = sq_error(s, step, "set queue cap", err);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->lock);
+    if (rc == BP_OK) {
+        wake_send(s->sender, WAKE_KIND_WORK, 'E');
+    }
+    return rc;
+}
+
+static int sq_limits(broker *b, json_t **out, bp_error *err)
+{
+    sq_broker *s = sq(b);
+    sqlite3_stmt *st = NULL;
+    json_t *rl = json_object(), *qc = json_object();
+    int rc = BP_OK, step;
+    *out = NULL;
+    pthread_mutex_lock(&s->lock);
+    step = sqlite3_prepare_v2(s->db, "SELECT type, rate FROM rate_limits ORDER BY type", -1, &st,
+                              NULL);
+    while (step == SQLITE_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        json_object_set_new(rl, (const char *)sqlite3_column_text(st, 0),
+                            json_string((const char *)sqlite3_column_text(st, 1)));
+        step = SQLITE_OK;
+    }
+    if (step != SQLITE_DONE) {
+        rc = sq_error(s, step, "read limits", err);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc == BP_OK) {
+        step = sqlite3_prepare_v2(s->db, "SELECT queue, max FROM queue_caps ORDER BY queue", -1,
+                                  &st, NULL);
+        while (step == SQLITE_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+            json_object_set_new(qc, (const char *)sqlite3_column_text(st, 0),
+                                json_integer(sqlite3_column_int(st, 1)));
+            step = SQLITE_OK;
+        }
+        if (step != SQLITE_DONE) {
+            rc = sq_error(s, step, "read limits", err);
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (rc == BP_OK) {
+        *out = json_pack("{s:O, s:O}", "rate_limits", rl, "queue_caps", qc);
+        if (!*out) {
+            rc = bp_err(err, BP_E_NOMEM, "out of memory");
+        }
+    }
+    json_decref(rl);
+    json_decref(qc);
+    return rc;
+}
+
+/* Rows of the event log after seq `after` (at most 1000), expanded into out; *out_last gets the
+ * last seq read. */
+static int read_events(sq_broker *s, int64_t after, json_t *out, int64_t *out_last, bp_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = BP_OK;
+    int step = sqlite3_prepare_v2(s->db,
+                                  "SELECT seq, ts, kind, queue, worker, ids, types, err, data "
+                                  "FROM events WHERE seq > ?1 ORDER BY seq LIMIT 1000",
+                                  -1, &st, NULL);
+    *out_last = after;
+    if (step != SQLITE_OK) {
+        return sq_error(s, step, "read events", err);
+    }
+    sqlite3_bind_int64(st, 1, after);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        *out_last = sqlite3_column_int64(st, 0);
+        broker_event_expand(
+            out, sqlite3_column_int64(st, 1), (const char *)sqlite3_column_text(st, 2),
+            (const char *)sqlite3_column_text(st, 3), (const char *)sqlite3_column_text(st, 4),
+            (const char *)sqlite3_column_text(st, 5), (const char *)sqlite3_column_text(st, 6),
+            (const char *)sqlite3_column_text(st, 7), (const char *)sqlite3_column_text(st, 8));
+    }
+    if (step != SQLITE_DONE) {
+        rc = sq_error(s, step, "read events", err);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The cursor is {"seq": last seq read}. Waiting uses an `e-` wake socket, bound before the
+ * first read so that an event written between a read and the wait still wakes us. */
+static int sq_events_read(broker *b, json_t *cursor, int64_t block_ms, json_t **out, bp_error *err)
+{
+    sq_broker *s = sq(b);
+    json_t *arr = json_array();
+    int64_t deadline = util_now_ms() + (block_ms > 0 ? block_ms : 0);
+    int64_t seq;
+    int rc = BP_OK;
+    *out = NULL;
+    if (!json_is_object(cursor) || !arr) {
+        json_decref(arr);
+        return bp_err(err, BP_E_INVAL, "events: the cursor must be a JSON object");
+    }
+    if (!s->ev_listener &&
+        (rc = wake_listen(s->run_dir, WAKE_KIND_EVENTS, &s->ev_listener, err)) != BP_OK) {
+        json_decref(arr);
+        return rc;
+    }
+    if (!json_is_integer(json_object_get(cursor, "seq"))) {
+        sqlite3_stmt *st = NULL;
+        int64_t last = 0;
+        pthread_mutex_lock(&s->lock);
+        if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(seq), 0) FROM events", -1, &st, NULL) ==
+                SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW) {
+            last = sqlite3_column_int64(st, 0);
+        }
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&s->lock);
+        json_object_set_new(cursor, "seq", json_integer(last));
+    }
+    seq = json_integer_value(json_object_get(cursor, "seq"));
+    for (;;) {
+        int64_t last = seq, left;
+        wake_drain(s->ev_listener);
+        pthread_mutex_lock(&s->lock);
+        rc = read_events(s, seq, arr, &last, err);
+        pthread_mutex_unlock(&s->lock);
+        if (rc != BP_OK) {
+            break;
+        }
+        seq = last;
+        left = deadline - util_now_ms();
+        if (json_array_size(arr) > 0 || left <= 0) {
+            break;
+        }
+        struct pollfd p = {wake_listener_fd(s->ev_listener), POLLIN, 0};
+        poll(&p, 1, (int)(left > 1000 ? 1000 : left));
+    }
+    json_object_set_new(cursor, "seq", json_integer(seq));
+    if (rc != BP_OK) {
+        json_decref(arr);
+        return rc;
+    }
+    *out = arr;
+    return BP_OK;
+}
+
+static int sq_diagnose(broker *b, json_t **out, bp_error *err)
+{
+    (void)b;
+    *out = json_array();
+    return *out ? BP_OK : bp_err(err, BP_E_NOMEM, "out of memory");
 }
 
 static const broker_ops sq_ops = {
@@ -1365,6 +2184,11 @@ static const broker_ops sq_ops = {
     .subscribe = sq_subscribe,
     .wake_fd = sq_wake_fd,
     .drain_wake = sq_drain_wake,
+    .set_rate_limit = sq_set_rate_limit,
+    .set_queue_cap = sq_set_queue_cap,
+    .limits = sq_limits,
+    .events = sq_events_read,
+    .diagnose = sq_diagnose,
     .destroy = sq_destroy,
 };
 
@@ -1445,11 +2269,15 @@ int broker_sqlite_open(const char *path, const char *data_dir, const broker_opti
             rc = exec_sql(s, "DROP INDEX IF EXISTS jobs_expiry; DROP INDEX IF EXISTS jobs_lease;",
                           err);
         }
+        if (rc == BP_OK && version >= 1 && version < 3) {
+            /* v2 -> v3: lost workers stay listed as offline (limits and events are new tables) */
+            rc = exec_sql(s, "ALTER TABLE workers ADD COLUMN offline_ms INTEGER", err);
+        }
         if (rc == BP_OK) {
             rc = exec_sql(s, schema_sql, err);
         }
         if (rc == BP_OK) {
-            rc = exec_sql(s, "PRAGMA user_version=2", err);
+            rc = exec_sql(s, "PRAGMA user_version=3", err);
         }
         if (rc == BP_OK) {
             rc = commit(s, err);

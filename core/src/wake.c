@@ -166,8 +166,8 @@ static void refresh_peers(wake_sender *s)
     }
     while ((de = readdir(d)) != NULL && s->n_peers < WAKE_MAX_PEERS) {
         const char *n = de->d_name;
-        if ((n[0] != WAKE_KIND_WORK && n[0] != WAKE_KIND_DONE) || n[1] != '-' ||
-            !util_str_ends_with(n, ".sock")) {
+        if ((n[0] != WAKE_KIND_WORK && n[0] != WAKE_KIND_DONE && n[0] != WAKE_KIND_EVENTS) ||
+            n[1] != '-' || !util_str_ends_with(n, ".sock")) {
             continue;
         }
         if ((size_t)snprintf(s->peers[s->n_peers].path, sizeof s->peers[0].path, "%s/%s", s->dir,

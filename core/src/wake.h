@@ -5,6 +5,7 @@
  * embedded broker binds a unix datagram socket in the instance's run directory:
  *     <run_dir>/w-<pid>-<rand>.sock   a worker: woken by enqueue and revoke
  *     <run_dir>/d-<pid>-<rand>.sock   a client waiting for results: woken when jobs finish
+ *     <run_dir>/e-<pid>-<rand>.sock   `betpipe monitor`: woken when events were written
  * After committing, the writer sends one byte to every socket of the right kind. Idle daemons
  * therefore block in poll() and start a job within a fraction of a millisecond of its enqueue,
  * with no polling. A socket whose owner died (ECONNREFUSED) is removed by the next sender.
@@ -16,8 +17,9 @@
 
 #include "betpipe/status.h"
 
-#define WAKE_KIND_WORK 'w'
-#define WAKE_KIND_DONE 'd'
+#define WAKE_KIND_WORK   'w'
+#define WAKE_KIND_DONE   'd'
+#define WAKE_KIND_EVENTS 'e'
 
 typedef struct wake_listener wake_listener;
 typedef struct wake_sender wake_sender;
