@@ -220,6 +220,15 @@ static void *worker_main(void *arg)
         }
         t = chan_pop(q);
         q->busy++;
+        if (atomic_load(&t->cancel) == POOL_CANCEL_NONE) {
+            /* The broker's job-started event rides on the next exchange; a long job (or one of
+             * a queue whose jobs we have not timed yet) gets its own so the event is not late. */
+            pool_outcome notice = {.state = JOB_STARTED};
+            push_ack(p, t->job->id, &notice);
+            if (q->avg_run_us <= 0 || q->avg_run_us >= POOL_PREFETCH_BELOW_US) {
+                poke(p);
+            }
+        }
         pthread_mutex_unlock(&p->lock);
 
         memset(&out, 0, sizeof out);

@@ -10,6 +10,10 @@
  * dispatcher blocks in poll() on the broker's wake descriptor and its own eventfd, with a
  * timeout only for the next heartbeat, reaper pass, or delayed job due time.
  *
+ * A worker thread that starts a job leaves a STARTED notice in the ack list, which the next
+ * exchange carries to the broker's event log (job-started); for short jobs that is the exchange
+ * that acks them, so it costs no extra round trip.
+ *
  * Leases are renewed by the dispatcher's heartbeat, which is independent of how busy the job
  * threads are. A revoke of a running job reaches the dispatcher at the next heartbeat (at once
  * when the broker wakes it) and sets the job's cancel flag; jobs check it cooperatively.
