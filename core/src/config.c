@@ -19,8 +19,8 @@
 /* The queues of the MaraBet spec with their concurrency, plus `default` for diagnostics jobs
  * (sys.*). A config file can change any of them and add its own. */
 static const config_queue default_queues[] = {
-    {"ml_queue", 2},           {"backtesting_queue", 1}, {"data_queue", 3},
-    {"notification_queue", 2}, {"maintenance_queue", 1}, {"default", 2},
+    {"ml_queue", 2, 0},           {"backtesting_queue", 1, 0}, {"data_queue", 3, 0},
+    {"notification_queue", 2, 0}, {"maintenance_queue", 1, 0}, {"default", 2, 0},
 };
 
 /* Durations are a number of seconds or a string with a unit ("30s", "5m", "1d"). */
@@ -64,7 +64,8 @@ static const char config_schema[] =
 
 static const char queue_schema[] =
     "{\"type\": \"object\", \"additionalProperties\": false, \"required\": [\"concurrency\"], "
-    "\"properties\": {\"concurrency\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 256}}}";
+    "\"properties\": {\"concurrency\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 256}, "
+    "\"global_concurrency\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 1000000}}}";
 
 static const char job_schema[] =
     "{\"type\": \"object\", \"additionalProperties\": false, \"properties\": {"
@@ -72,6 +73,7 @@ static const char job_schema[] =
     "  \"priority\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 9},"
     "  \"max_retries\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 1000},"
     "  \"soft_time_limit\": " DURATION ","
+    "  \"rate_limit\": {\"type\": \"string\"},"
     "  \"retry\": {\"type\": \"object\", \"additionalProperties\": false, \"properties\": {"
     "    \"interval_start\": " DURATION ","
     "    \"interval_step\": " DURATION ","
@@ -143,12 +145,14 @@ static int validate_with(const char *schema_text, const json_t *value, const cha
     return rc;
 }
 
-static int add_queue(config *c, const char *name, int concurrency, bp_error *err)
+static int add_queue(config *c, const char *name, int concurrency, int global_concurrency,
+                     bp_error *err)
 {
     config_queue *nq;
     for (size_t i = 0; i < c->n_queues; i++) {
         if (strcmp(c->queues[i].name, name) == 0) {
             c->queues[i].concurrency = concurrency;
+            c->queues[i].global_concurrency = global_concurrency;
             return BP_OK;
         }
     }
@@ -163,6 +167,7 @@ static int add_queue(config *c, const char *name, int concurrency, bp_error *err
     c->queues = nq;
     util_strlcpy(c->queues[c->n_queues].name, name, CONFIG_QUEUE_NAME_MAX);
     c->queues[c->n_queues].concurrency = concurrency;
+    c->queues[c->n_queues].global_concurrency = global_concurrency;
     c->n_queues++;
     return BP_OK;
 }
@@ -403,7 +408,7 @@ int config_load(const config_overrides *ov, config **out, bp_error *err)
     }
 
     for (size_t i = 0; i < BP_ARRAY_LEN(default_queues) && rc == BP_OK; i++) {
-        rc = add_queue(c, default_queues[i].name, default_queues[i].concurrency, err);
+        rc = add_queue(c, default_queues[i].name, default_queues[i].concurrency, 0, err);
     }
     {
         const char *name;
@@ -412,6 +417,7 @@ int config_load(const config_overrides *ov, config **out, bp_error *err)
         {
             if (rc == BP_OK) {
                 rc = add_queue(c, name, (int)json_integer_value(json_object_get(v, "concurrency")),
+                               (int)json_integer_value(json_object_get(v, "global_concurrency")),
                                err);
             }
         }
@@ -477,6 +483,18 @@ int config_load(const config_overrides *ov, config **out, bp_error *err)
             retry_policy scratch = c->retry;
             snprintf(here, sizeof here, "config.jobs.%s", name);
             rc = get_duration(v, "soft_time_limit", here, 0, &ms, err);
+            if (rc == BP_OK && json_is_string(json_object_get(v, "rate_limit"))) {
+                int64_t count, period;
+                rc = broker_rate_parse(json_string_value(json_object_get(v, "rate_limit")), &count,
+                                       &period, err);
+                if (rc != BP_OK) {
+                    bp_err_prefix(err, "config.jobs.%s.rate_limit: ", name);
+                    rc = BP_E_CONFIG;
+                    if (err) {
+                        err->code = BP_E_CONFIG;
+                    }
+                }
+            }
             if (rc == BP_OK && json_object_get(v, "retry")) {
                 snprintf(here, sizeof here, "config.jobs.%s.retry", name);
                 rc = apply_retry(json_object_get(v, "retry"), here, &scratch, err);
@@ -579,8 +597,21 @@ json_t *config_effective(const config *c)
 {
     json_t *queues = json_object();
     char *masked = mask_url(c->broker_url ? c->broker_url : "");
+    json_t *caps = json_object(), *rates = json_object();
+    const char *tname;
+    json_t *tv;
     for (size_t i = 0; i < c->n_queues; i++) {
         json_object_set_new(queues, c->queues[i].name, json_integer(c->queues[i].concurrency));
+        if (c->queues[i].global_concurrency > 0) {
+            json_object_set_new(caps, c->queues[i].name,
+                                json_integer(c->queues[i].global_concurrency));
+        }
+    }
+    json_object_foreach(json_object_get(c->root, "jobs"), tname, tv)
+    {
+        if (json_is_string(json_object_get(tv, "rate_limit"))) {
+            json_object_set(rates, tname, json_object_get(tv, "rate_limit"));
+        }
     }
     json_t *o = json_pack(
         "{s:s?, s:s, s:{s:s, s:s, s:I, s:I, s:i, s:I}, s:o, s:s, s:O?, s:s, s:I, s:{s:i, s:I, "
@@ -597,5 +628,12 @@ json_t *config_effective(const config *c)
         (json_int_t)c->retry.interval_step_ms, "interval_max_ms",
         (json_int_t)c->retry.interval_max_ms, "jitter", c->retry.jitter);
     free(masked);
+    if (o) {
+        json_object_set_new(o, "global_concurrency", caps);
+        json_object_set_new(o, "rate_limits", rates);
+    } else {
+        json_decref(caps);
+        json_decref(rates);
+    }
     return o;
 }

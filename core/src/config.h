@@ -27,7 +27,8 @@
 
 typedef struct config_queue {
     char name[CONFIG_QUEUE_NAME_MAX];
-    int concurrency;
+    int concurrency;        /* threads per daemon */
+    int global_concurrency; /* jobs leased at once across every daemon (0 = no cap) */
 } config_queue;
 
 /* What the command line can override. NULL/-1 = not given. */
@@ -67,8 +68,8 @@ const config_queue *config_find_queue(const config *c, const char *name);
 /* Comma-separated queue names, for error messages ("ml_queue, data_queue, ..."); static buffer
  * owned by the config. */
 const char *config_queue_names(const config *c);
-/* Per job type overrides: {"queue", "priority", "max_retries", "soft_time_limit_ms", "retry"}
- * or NULL. Borrowed. */
+/* Per job type overrides: {"queue", "priority", "max_retries", "soft_time_limit", "retry",
+ * "rate_limit"} or NULL. Borrowed. */
 const json_t *config_job(const config *c, const char *type);
 /* A plugin's own section ("plugins": {"config": {"<name>": {...}}}) or NULL. Borrowed. */
 const json_t *config_plugin(const config *c, const char *plugin);

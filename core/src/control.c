@@ -98,7 +98,7 @@ static bool write_all(int fd, const char *data, size_t len)
     return true;
 }
 
-static bool destined_for(const char *destination, const char *worker_id)
+bool control_destined_for(const char *destination, const char *worker_id)
 {
     const char *p = destination;
     size_t n = strlen(worker_id);
@@ -134,8 +134,8 @@ static void serve_one(control_server *s, int conn)
     if (!json_is_object(req) || !json_is_string(json_object_get(req, "cmd"))) {
         reply = json_pack("{s:s, s:b, s:s}", "worker", s->worker_id, "ok", 0, "error",
                           "request must be a JSON object with a string \"cmd\"");
-    } else if (!destined_for(json_string_value(json_object_get(req, "destination")),
-                             s->worker_id)) {
+    } else if (!control_destined_for(json_string_value(json_object_get(req, "destination")),
+                                     s->worker_id)) {
         reply = json_pack("{s:s, s:b}", "worker", s->worker_id, "skipped", 1);
     } else {
         json_t *r = s->fn(s->ud, json_string_value(json_object_get(req, "cmd")),

@@ -15,6 +15,7 @@
 #ifndef BP_CORE_CONTROL_H
 #define BP_CORE_CONTROL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -31,6 +32,9 @@ int control_server_start(const char *run_dir, const char *worker_id, control_han
                          void *ud, control_server **out, bp_error *err);
 /* Stop serving and remove the socket. */
 void control_server_stop(control_server *s);
+
+/* Is `worker_id` one of the comma-separated ids of `destination`? (NULL or "" = everyone) */
+bool control_destined_for(const char *destination, const char *worker_id);
 
 /* Ask every daemon of the instance (or those in the comma-separated `destination`) and
  * collect replies for up to timeout_ms. *out_replies: {"<worker id>": reply-object, ...}

@@ -23,6 +23,7 @@
 #include "app.h"
 #include "cache.h"
 #include "control.h"
+#include "control_redis.h"
 #include "exec.h"
 #include "log.h"
 #include "pool.h"
@@ -242,6 +243,15 @@ static json_t *handle_control(void *ud, const char *cmd, const json_t *args, bp_
         }
         return r;
     }
+    if (strcmp(cmd, "rate_limit") == 0 || strcmp(cmd, "limits") == 0) {
+        /* The limits live in the broker (`control rate-limit` stored them there before asking):
+         * each daemon answers with what it now obeys. */
+        json_t *out = NULL;
+        if (a->broker->ops->limits(a->broker, &out, err) != BP_OK) {
+            return NULL;
+        }
+        return out;
+    }
     if (strcmp(cmd, "shutdown") == 0) {
         log_warn("daemon", "shutdown requested over the control socket");
         kill(getpid(), SIGTERM);
@@ -267,6 +277,49 @@ static json_t *handle_control(void *ud, const char *cmd, const json_t *args, bp_
     }
     bp_err(err, BP_E_INVAL, "unknown control command '%s'", cmd);
     return NULL;
+}
+
+/* Two transports may call the handler (the local socket and, on a Redis broker, the channel
+ * every host shares): one request at a time. */
+static pthread_mutex_t control_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static json_t *handle_control_serial(void *ud, const char *cmd, const json_t *args, bp_error *err)
+{
+    json_t *r;
+    pthread_mutex_lock(&control_lock);
+    r = handle_control(ud, cmd, args, err);
+    pthread_mutex_unlock(&control_lock);
+    return r;
+}
+
+/* The limits of this daemon's config go into the broker, where every worker obeys them: the
+ * cluster-wide cap of each queue served here (none configured clears it) and the rate limit of
+ * each job type that has one. A later `betpipe control rate-limit` changes a rate until a
+ * daemon starts again with this config. */
+static int apply_limits(app *a, const config_queue *qs, size_t n, bp_error *err)
+{
+    const char *type;
+    json_t *v;
+    for (size_t i = 0; i < n; i++) {
+        if (a->broker->ops->set_queue_cap(a->broker, qs[i].name, qs[i].global_concurrency, err) !=
+            BP_OK) {
+            bp_err_prefix(err, "queue %s global_concurrency: ", qs[i].name);
+            return err ? err->code : BP_E_UNAVAILABLE;
+        }
+        if (qs[i].global_concurrency > 0) {
+            log_info("daemon", "queue %s: at most %d jobs at once across every daemon", qs[i].name,
+                     qs[i].global_concurrency);
+        }
+    }
+    json_object_foreach((json_t *)(uintptr_t)config_section(a->cfg, "jobs"), type, v)
+    {
+        const char *rate = json_string_value(json_object_get(v, "rate_limit"));
+        if (rate && a->broker->ops->set_rate_limit(a->broker, type, rate, err) != BP_OK) {
+            bp_err_prefix(err, "jobs.%s.rate_limit: ", type);
+            return err ? err->code : BP_E_UNAVAILABLE;
+        }
+    }
+    return BP_OK;
 }
 
 typedef struct hurry_watch {
@@ -300,6 +353,7 @@ int daemon_main(const daemon_options *o)
     size_t n = 0;
     config *retired[64];
     control_server *ctl = NULL;
+    control_redis_server *rctl = NULL;
     size_t n_retired = 0;
     int rc, exit_code = 0;
 
@@ -325,6 +379,13 @@ int daemon_main(const daemon_options *o)
         app_close(a);
         return 2;
     }
+    rc = apply_limits(a, qs, n, &err);
+    if (rc != BP_OK) {
+        fprintf(stderr, "betpipe daemon: cannot store the limits in the broker: %s\n", err.msg);
+        free(qs);
+        app_close(a);
+        return rc == BP_E_INVAL || rc == BP_E_CONFIG ? 3 : 4;
+    }
     specs = calloc(n, sizeof *specs);
     for (size_t i = 0; i < n; i++) {
         specs[i] = (pool_queue_spec){qs[i].name, qs[i].concurrency};
@@ -347,14 +408,23 @@ int daemon_main(const daemon_options *o)
     }
     {
         char *run_dir = util_asprintf("%s/run", a->cfg->data_dir);
-        if (!run_dir ||
-            control_server_start(run_dir, a->worker_id, handle_control, a, &ctl, &err) != BP_OK) {
+        if (!run_dir || control_server_start(run_dir, a->worker_id, handle_control_serial, a, &ctl,
+                                             &err) != BP_OK) {
             log_warn("daemon",
                      "no control socket (inspect/control will not reach this daemon): "
                      "%s",
                      err.msg);
         }
         free(run_dir);
+        /* On a Redis broker, inspect/control reach every daemon through Redis, on any host. */
+        if (broker_url_is_redis(a->cfg->broker_url) &&
+            control_redis_server_start(a->cfg->broker_url, a->worker_id, handle_control_serial, a,
+                                       &rctl, &err) != BP_OK) {
+            log_warn("daemon",
+                     "no control channel over Redis (inspect/control from other hosts will "
+                     "not reach this daemon): %s",
+                     err.msg);
+        }
     }
     {
         char line[1024] = "";
@@ -415,6 +485,7 @@ int daemon_main(const daemon_options *o)
         }
     }
     control_server_stop(ctl); /* after the drain: `inspect active` works during it */
+    control_redis_server_stop(rctl);
     if (a->broker->ops->worker_stop(a->broker, a->worker_id, &err) != BP_OK) {
         log_warn("daemon", "could not unregister: %s", err.msg);
     }
