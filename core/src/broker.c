@@ -52,8 +52,8 @@ int broker_open(const char *url, const char *data_dir, const broker_options *opt
 
 bool broker_url_is_redis(const char *url)
 {
-    return url && (util_str_starts_with(url, "redis://") || util_str_starts_with(url, "rediss://") ||
-                   util_str_starts_with(url, "unix://"));
+    return url && (util_str_starts_with(url, "redis://") ||
+                   util_str_starts_with(url, "rediss://") || util_str_starts_with(url, "unix://"));
 }
 
 int broker_rate_parse(const char *rate, int64_t *out_count, int64_t *out_period_ms, bp_error *err)

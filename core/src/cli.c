@@ -595,6 +595,10 @@ static int cmd_status(cli_args *a, int argc, char **argv)
         }
     }
     if (a->json) {
+        json_t *lim = NULL;
+        if (ap->broker->ops->limits(ap->broker, &lim, NULL) == BP_OK) {
+            json_object_set_new(stats, "limits", lim);
+        }
         cli_print_json(stats);
     } else {
         const char *name;
@@ -618,17 +622,43 @@ static int cmd_status(cli_args *a, int argc, char **argv)
         json_array_foreach(json_object_get(stats, "workers"), i, w)
         {
             const char *qn;
-            json_t *qc;
+            json_t *qc, *ws = json_object_get(w, "stats");
             int64_t age = json_integer_value(json_object_get(w, "heartbeat_age_ms"));
-            printf("  %s  pid %lld  heartbeat %.1f s ago%s  queues:",
-                   json_string_value(json_object_get(w, "id")),
-                   (long long)json_integer_value(json_object_get(w, "pid")), (double)age / 1000.0,
-                   age > ap->cfg->broker_opts.worker_timeout_ms ? " (OFFLINE)" : "");
+            bool offline = json_is_false(json_object_get(w, "online")) ||
+                           age > ap->cfg->broker_opts.worker_timeout_ms;
+            printf("  %s  %s  heartbeat %.1f s ago  queues:",
+                   json_string_value(json_object_get(w, "id")), offline ? "OFFLINE" : "online",
+                   (double)age / 1000.0);
             json_object_foreach(json_object_get(w, "queues"), qn, qc)
             {
                 printf(" %s=%lld", qn, (long long)json_integer_value(qc));
             }
+            if (json_is_integer(json_object_get(ws, "processed"))) {
+                printf("  processed %lld failed %lld load %.2f rss %.1f MiB",
+                       (long long)json_integer_value(json_object_get(ws, "processed")),
+                       (long long)json_integer_value(json_object_get(ws, "failed")),
+                       json_number_value(json_object_get(ws, "load1")),
+                       (double)json_integer_value(json_object_get(ws, "rss_kb")) / 1024.0);
+            }
             printf("\n");
+        }
+        {
+            json_t *lim = NULL, *v;
+            const char *k;
+            if (ap->broker->ops->limits(ap->broker, &lim, NULL) == BP_OK &&
+                (json_object_size(json_object_get(lim, "rate_limits")) > 0 ||
+                 json_object_size(json_object_get(lim, "queue_caps")) > 0)) {
+                printf("\nlimits (every worker):\n");
+                json_object_foreach(json_object_get(lim, "rate_limits"), k, v)
+                {
+                    printf("  rate %-30s %s\n", k, json_string_value(v));
+                }
+                json_object_foreach(json_object_get(lim, "queue_caps"), k, v)
+                {
+                    printf("  cap  %-30s %lld at once\n", k, (long long)json_integer_value(v));
+                }
+            }
+            json_decref(lim);
         }
     }
     json_decref(stats);
@@ -910,12 +940,27 @@ static int cmd_config(cli_args *a, int argc, char **argv)
     }
     json_object_set_new(report, "job_types", registry_names(ap->reg, REGISTRY_JOB));
     json_object_set_new(report, "problems", problems);
+    {
+        /* Warnings about the broker's environment (a Redis that may evict queue keys, or keeps
+         * nothing across a restart) do not make the config invalid, but must be seen. */
+        json_t *warnings = NULL;
+        bp_error derr = {0};
+        if (ap->broker->ops->diagnose(ap->broker, &warnings, &derr) != BP_OK) {
+            warnings = json_pack("[s]", derr.msg);
+        }
+        json_object_set_new(report, "warnings", warnings ? warnings : json_array());
+    }
     if (a->json) {
         cli_print_json(report);
     } else {
         char *s = json_dumps(report, JSON_INDENT(2));
-        printf("%s\n%s\n", s ? s : "",
-               json_array_size(problems) ? "config check: PROBLEMS" : "config check: ok");
+        json_t *w;
+        printf("%s\n", s ? s : "");
+        json_array_foreach(json_object_get(report, "warnings"), i, w)
+        {
+            printf("WARNING: %s\n", json_string_value(w));
+        }
+        printf("%s\n", json_array_size(problems) ? "config check: PROBLEMS" : "config check: ok");
         free(s);
     }
     rc = json_array_size(problems) ? CLI_EXIT_CONFIG : CLI_EXIT_OK;
@@ -996,9 +1041,10 @@ static const cli_command cmd_config_entry = {
     0,        cmd_config};
 
 static const cli_command *const commands[] = {
-    &cmd_daemon_entry, &cmd_run_entry,       &cmd_task_entry,      &cmd_status_entry,
-    &cmd_jobs_entry,   &cmd_purge_entry,     &cmd_revoke_entry,    &cmd_plugins_entry,
-    &cmd_config_entry, &cli_inspect_command, &cli_control_command, &cli_cache_command,
+    &cmd_daemon_entry,    &cmd_run_entry,       &cmd_task_entry,      &cmd_status_entry,
+    &cmd_jobs_entry,      &cmd_purge_entry,     &cmd_revoke_entry,    &cmd_plugins_entry,
+    &cmd_config_entry,    &cli_inspect_command, &cli_control_command, &cli_cache_command,
+    &cli_monitor_command,
 };
 
 static void print_opts(const cli_opt *opts, int n)

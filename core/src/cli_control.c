@@ -1,7 +1,8 @@
 /*
  * cli_control.c - `betpipe inspect`, `betpipe control` and `betpipe cache`: talking to the
- * running daemons of the instance through their control sockets (control.h), the way Celery's
- * inspect/control talk to workers.
+ * running daemons the way Celery's inspect/control talk to workers. With the embedded broker
+ * the daemons of the instance answer on their control sockets (control.h, one host); with a
+ * Redis broker every daemon sharing it answers through Redis (control_redis.h, any host).
  *
  * The in-memory cache lives inside each daemon, so `cache stats|get|clear` ask the daemons;
  * with a Redis cache (shared by every daemon) they work on Redis directly.
@@ -15,6 +16,7 @@
 #include "cli.h"
 #include "cli_util.h"
 #include "control.h"
+#include "control_redis.h"
 #include "util.h"
 
 static const cli_opt control_opts[] = {
@@ -46,15 +48,21 @@ static int broadcast_and_print(cli_args *a, app *ap, const char *cmd, json_t *ar
         free(run_dir);
         return rc;
     }
-    rc = control_broadcast(run_dir, cmd, args, cli_opt_value(a, "destination"), timeout, &replies,
-                           &err);
+    bool over_redis = broker_url_is_redis(ap->cfg->broker_url);
+    rc = over_redis
+             ? control_redis_broadcast(ap->cfg->broker_url, cmd, args,
+                                       cli_opt_value(a, "destination"), timeout, &replies, &err)
+             : control_broadcast(run_dir, cmd, args, cli_opt_value(a, "destination"), timeout,
+                                 &replies, &err);
     free(run_dir);
     if (rc != BP_OK) {
         return cli_fail(a, rc, err.msg);
     }
     if (json_object_size(replies) == 0) {
         json_decref(replies);
-        return cli_fail(a, BP_E_NOTFOUND, "no daemon answered (is one running for this data dir?)");
+        return cli_fail(a, BP_E_NOTFOUND,
+                        over_redis ? "no daemon answered (is one running on this Redis broker?)"
+                                   : "no daemon answered (is one running for this data dir?)");
     }
     if (a->json) {
         cli_print_json(replies);
@@ -151,6 +159,50 @@ static int cmd_inspect(cli_args *a, int argc, char **argv)
 
 /* ---- control -------------------------------------------------------------------------------- */
 
+/* `control rate-limit TYPE RATE`: the limit is stored in the broker, where every daemon obeys it
+ * from its next exchange on; then the daemons are asked what they now obey. RATE "none" (or
+ * "off", "0") removes the limit. */
+static int control_rate_limit(cli_args *a)
+{
+    app *ap = NULL;
+    bp_error err = {0};
+    const char *type, *rate;
+    int rc;
+    if (a->n_positional != 3) {
+        return cli_fail(a, BP_E_INVAL,
+                        "usage: betpipe control rate-limit TYPE RATE (RATE: N/s, N/m, N/h, N/d, "
+                        "or none)");
+    }
+    type = a->positional[1];
+    rate = a->positional[2];
+    if (strcmp(rate, "none") == 0 || strcmp(rate, "off") == 0 || strcmp(rate, "0") == 0) {
+        rate = NULL;
+    } else {
+        int64_t count, period;
+        if (broker_rate_parse(rate, &count, &period, &err) != BP_OK) {
+            return cli_fail(a, BP_E_INVAL, err.msg);
+        }
+    }
+    if ((rc = cli_open_app(a, APP_BROKER, &ap)) != 0) {
+        return rc;
+    }
+    if (ap->broker->ops->set_rate_limit(ap->broker, type, rate, &err) != BP_OK) {
+        rc = cli_fail(a, err.code, err.msg);
+        app_close(ap);
+        return rc;
+    }
+    if (!a->json) {
+        printf("rate limit of %s: %s (stored in the %s broker: every daemon obeys it now)\n", type,
+               rate ? rate : "none", ap->broker->ops->name);
+    }
+    rc = broadcast_and_print(a, ap, "rate_limit", NULL);
+    if (rc == CLI_EXIT_NOTFOUND) {
+        rc = CLI_EXIT_OK; /* stored all the same: daemons that start later obey it too */
+    }
+    app_close(ap);
+    return rc;
+}
+
 static int cmd_control(cli_args *a, int argc, char **argv)
 {
     app *ap = NULL;
@@ -163,9 +215,13 @@ static int cmd_control(cli_args *a, int argc, char **argv)
     if (a->n_positional < 1) {
         return cli_fail(a, BP_E_INVAL,
                         "usage: betpipe control pool-grow QUEUE [N] | pool-shrink QUEUE [N] | "
-                        "add-consumer QUEUE [N] | cancel-consumer QUEUE | shutdown");
+                        "add-consumer QUEUE [N] | cancel-consumer QUEUE | rate-limit TYPE RATE | "
+                        "shutdown");
     }
     cmd = a->positional[0];
+    if (strcmp(cmd, "rate-limit") == 0) {
+        return control_rate_limit(a);
+    }
     if (strcmp(cmd, "shutdown") == 0) {
         args = json_object();
     } else if (strcmp(cmd, "pool-grow") == 0 || strcmp(cmd, "pool-shrink") == 0 ||
@@ -187,7 +243,7 @@ static int cmd_control(cli_args *a, int argc, char **argv)
     } else {
         return cli_fail(a, BP_E_INVAL,
                         "unknown control command (pool-grow, pool-shrink, "
-                        "add-consumer, cancel-consumer, shutdown)");
+                        "add-consumer, cancel-consumer, rate-limit, shutdown)");
     }
     /* wire names use underscores, like Celery's */
     util_strlcpy(wire, cmd, sizeof wire);
@@ -290,7 +346,8 @@ const cli_command cli_inspect_command = {
 
 const cli_command cli_control_command = {
     "control", "control CMD [ARGS] [--destination W]",
-    "change running daemons: pool-grow, pool-shrink, add-consumer, cancel-consumer, shutdown",
+    "change running daemons: pool-grow, pool-shrink, add-consumer, cancel-consumer, rate-limit, "
+    "shutdown",
     CLI_OPTS(control_opts), cmd_control};
 
 const cli_command cli_cache_command = {
