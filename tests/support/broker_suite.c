@@ -736,3 +736,309 @@ void bsuite_wake_on_enqueue(const bsuite_env *env)
     env->close(producer);
     env->close(waiter);
 }
+
+/* ---- phase 2: terminate, rate limits, queue caps, events ------------------------------------ */
+
+static void heartbeat_revoked(broker *b, const char *worker, json_t **out)
+{
+    json_t *queues = json_object();
+    broker_worker_info wi = {worker, "test-host", 1, queues, util_now_ms()};
+    bp_error err = {0};
+    cr_assert_eq(b->ops->heartbeat(b, &wi, NULL, NULL, out, &err), BP_OK, "%s", err.msg);
+    json_decref(queues);
+}
+
+static bool revoked_says(const json_t *revoked, const char *id, bool *out_terminate)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(revoked, i, v)
+    {
+        if (strcmp(json_string_value(json_object_get(v, "id")), id) == 0) {
+            *out_terminate = json_is_true(json_object_get(v, "terminate"));
+            return true;
+        }
+    }
+    return false;
+}
+
+void bsuite_revoke_terminate(const bsuite_env *env)
+{
+    broker *b = open_default(env);
+    job *j1 = bsuite_job("q_term", 1), *j2 = bsuite_job("q_term", 2);
+    char id1[BP_JOB_ID_SIZE], id2[BP_JOB_ID_SIZE];
+    job **got = NULL;
+    json_t *revoked = NULL;
+    job_state st;
+    bool terminate = false;
+    bp_error err = {0};
+    util_strlcpy(id1, j1->id, sizeof id1);
+    util_strlcpy(id2, j2->id, sizeof id2);
+    enqueue_ok(b, j1);
+    enqueue_ok(b, j2);
+    cr_assert_eq(lease(b, W1, "q_term", 2, &got), 2);
+    free_jobs(got, 2);
+    cr_assert_eq(b->ops->revoke(b, id1, true, &st, &err), BP_OK, "%s", err.msg);
+    cr_assert_eq(st, JOB_STARTED);
+    cr_assert_eq(b->ops->revoke(b, id2, false, &st, &err), BP_OK, "%s", err.msg);
+    /* a later plain revoke does not take the terminate back */
+    cr_assert_eq(b->ops->revoke(b, id1, false, &st, &err), BP_OK, "%s", err.msg);
+    heartbeat_revoked(b, W1, &revoked);
+    cr_assert_eq(json_array_size(revoked), 2, "both running jobs are reported");
+    cr_assert(revoked_says(revoked, id1, &terminate) && terminate,
+              "revoke --terminate reaches the worker as terminate: true");
+    cr_assert(revoked_says(revoked, id2, &terminate) && !terminate,
+              "a plain revoke reaches it as terminate: false");
+    json_decref(revoked);
+    ack(b, W1, id1, JOB_REVOKED, NULL, "terminated", 0);
+    cr_assert_eq(state_of(b, id1), JOB_REVOKED);
+    job_free(j1);
+    job_free(j2);
+    env->close(b);
+}
+
+static job *typed_job(const char *queue, const char *type, int i)
+{
+    job *j = bsuite_job(queue, i);
+    cr_assert(job_set_str(&j->type, type) == BP_OK);
+    return j;
+}
+
+void bsuite_rate_limit(const bsuite_env *env)
+{
+    broker *b = open_default(env), *other = open_default(env);
+    const char *const q = "q_rate", *const T = "api.fetch", *const U = "local.work";
+    char ids[4][BP_JOB_ID_SIZE];
+    job **got = NULL;
+    json_t *lim = NULL, *stats = NULL;
+    int64_t due = 0, before;
+    bp_error err = {0};
+    const char *queues[] = {q};
+
+    cr_assert_eq(b->ops->set_rate_limit(b, T, "2/x", &err), BP_E_INVAL, "a bad rate is refused");
+    cr_assert_eq(b->ops->set_rate_limit(b, T, "2/s", &err), BP_OK, "%s", err.msg);
+    cr_assert_eq(other->ops->limits(other, &lim, &err), BP_OK, "%s", err.msg);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(lim, "rate_limits"), T)),
+                     "2/s", "another client sees the limit: it lives in the broker");
+    json_decref(lim);
+    for (int i = 0; i < 4; i++) {
+        job *j = typed_job(q, T, i);
+        util_strlcpy(ids[i], j->id, sizeof ids[i]);
+        enqueue_ok(b, j);
+        job_free(j);
+    }
+    for (int i = 0; i < 2; i++) {
+        job *j = typed_job(q, U, 10 + i);
+        enqueue_ok(b, j);
+        job_free(j);
+    }
+    /* one token now: the first T job, and the unlimited U jobs behind the throttled ones */
+    size_t n = lease(b, W1, q, 10, &got);
+    cr_assert_eq(n, 3, "1 token of %s plus 2 unlimited jobs, got %zu", T, n);
+    int t_count = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(got[i]->type, T) == 0) {
+            cr_assert_str_eq(got[i]->id, ids[0], "the oldest throttled job goes first");
+            t_count++;
+        }
+    }
+    cr_assert_eq(t_count, 1);
+    free_jobs(got, n);
+    /* another worker finds no token either: the limit is global */
+    cr_assert_eq(lease(other, W2, q, 10, &got), 0, "no second token for another worker");
+    free(got);
+    cr_assert_eq(b->ops->stats(b, &stats, &err), BP_OK, "%s", err.msg);
+    cr_assert_eq(json_integer_value(json_object_get(
+                     json_object_get(json_object_get(stats, "queues"), q), "waiting")),
+                 3, "throttled jobs still count as waiting");
+    json_decref(stats);
+    /* the worker learns when the next token comes, instead of polling */
+    before = util_now_ms();
+    cr_assert_eq(b->ops->next_due(b, queues, 1, &due, &err), BP_OK, "%s", err.msg);
+    cr_assert(due > before && due <= before + 600, "next token in %lld ms (expected ~500)",
+              (long long)(due - before));
+    while (util_now_ms() < due) {
+        util_sleep_ms(due - util_now_ms());
+    }
+    n = lease(other, W2, q, 10, &got);
+    cr_assert_eq(n, 1, "one more token after the interval (got %zu)", n);
+    cr_assert_str_eq(got[0]->id, ids[1], "in order");
+    free_jobs(got, n);
+    cr_assert_eq(lease(b, W1, q, 10, &got), 0);
+    free(got);
+    /* lifting the limit releases the rest at once */
+    cr_assert_eq(b->ops->set_rate_limit(b, T, NULL, &err), BP_OK, "%s", err.msg);
+    n = lease(b, W1, q, 10, &got);
+    cr_assert_eq(n, 2, "the throttled jobs go once the limit is gone (got %zu)", n);
+    cr_assert_str_eq(got[0]->id, ids[2]);
+    cr_assert_str_eq(got[1]->id, ids[3]);
+    free_jobs(got, n);
+    cr_assert_eq(b->ops->limits(b, &lim, &err), BP_OK, "%s", err.msg);
+    cr_assert_eq(json_object_size(json_object_get(lim, "rate_limits")), 0);
+    json_decref(lim);
+    env->close(other);
+    env->close(b);
+}
+
+void bsuite_queue_cap(const bsuite_env *env)
+{
+    broker *b = open_default(env), *w2 = open_default(env);
+    const char *const q = "q_cap";
+    job **got = NULL, **got2 = NULL;
+    json_t *lim = NULL;
+    struct pollfd pfd;
+    bp_error err = {0};
+    char first[BP_JOB_ID_SIZE];
+    for (int i = 0; i < 5; i++) {
+        job *j = bsuite_job(q, i);
+        enqueue_ok(b, j);
+        job_free(j);
+    }
+    cr_assert_eq(b->ops->set_queue_cap(b, q, 2, &err), BP_OK, "%s", err.msg);
+    cr_assert_eq(w2->ops->limits(w2, &lim, &err), BP_OK, "%s", err.msg);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(lim, "queue_caps"), q)), 2);
+    json_decref(lim);
+    cr_assert_eq(w2->ops->subscribe(w2, BROKER_WAKE_WORK, &err), BP_OK, "%s", err.msg);
+    cr_assert_eq(lease(b, W1, q, 5, &got), 2, "the cap bounds one worker");
+    util_strlcpy(first, got[0]->id, sizeof first);
+    cr_assert_eq(lease(w2, W2, q, 5, &got2), 0, "and every other worker");
+    free(got2);
+    pfd.fd = w2->ops->wake_fd(w2);
+    pfd.events = POLLIN;
+    w2->ops->drain_wake(w2);
+    /* a finishing job makes room, and the waiting worker is woken for it */
+    ack(b, W1, first, JOB_SUCCESS, NULL, NULL, 0);
+    cr_assert_eq(poll(&pfd, 1, (int)bpt_deadline_ms(2000)), 1,
+                 "a job leaving a capped queue wakes the worker waiting for room");
+    w2->ops->drain_wake(w2);
+    cr_assert_eq(lease(w2, W2, q, 5, &got2), 1, "exactly the room one finished job made");
+    free_jobs(got2, 1);
+    free_jobs(got, 2);
+    cr_assert_eq(b->ops->set_queue_cap(b, q, 0, &err), BP_OK, "%s", err.msg);
+    cr_assert_eq(lease(b, W1, q, 5, &got), 2, "no cap: the rest");
+    free_jobs(got, 2);
+    env->close(w2);
+    env->close(b);
+}
+
+/* Read events until `want` events of job `id` (or of worker `worker`) were seen, or time out. */
+static json_t *collect_events(broker *b, json_t *cursor, const char *id, const char *worker,
+                              size_t want)
+{
+    json_t *seen = json_array();
+    int64_t end = util_now_ms() + bpt_deadline_ms(5000);
+    while (json_array_size(seen) < want && util_now_ms() < end) {
+        json_t *evs = NULL, *e;
+        size_t i;
+        bp_error err = {0};
+        cr_assert_eq(b->ops->events(b, cursor, 200, &evs, &err), BP_OK, "events: %s", err.msg);
+        json_array_foreach(evs, i, e)
+        {
+            const char *eid = json_string_value(json_object_get(e, "id"));
+            const char *ew = json_string_value(json_object_get(e, "worker"));
+            const char *kind = json_string_value(json_object_get(e, "event"));
+            if ((id && eid && strcmp(eid, id) == 0) || (worker && ew && strcmp(ew, worker) == 0 &&
+                                                        util_str_starts_with(kind, "worker-"))) {
+                json_array_append(seen, e);
+            }
+        }
+        json_decref(evs);
+    }
+    return seen;
+}
+
+static const char *event_at(const json_t *seen, size_t i)
+{
+    return json_string_value(json_object_get(json_array_get(seen, i), "event"));
+}
+
+void bsuite_events(const bsuite_env *env)
+{
+    broker *b = open_default(env), *reader = open_default(env);
+    json_t *cursor = json_object(), *seen, *revoked = NULL, *evs = NULL;
+    job *ok = bsuite_job("q_ev", 1), *bad = bsuite_job("q_ev", 2);
+    char ok_id[BP_JOB_ID_SIZE], bad_id[BP_JOB_ID_SIZE];
+    job **got = NULL;
+    bp_error err = {0};
+    broker_ack notice;
+    size_t n;
+    /* the first read positions the cursor at "now" */
+    cr_assert_eq(reader->ops->events(reader, cursor, 0, &evs, &err), BP_OK, "%s", err.msg);
+    json_decref(evs);
+    ok->priority = 9;
+    util_strlcpy(ok_id, ok->id, sizeof ok_id);
+    util_strlcpy(bad_id, bad->id, sizeof bad_id);
+    enqueue_ok(b, ok);
+    enqueue_ok(b, bad);
+    n = lease(b, W1, "q_ev", 2, &got);
+    cr_assert_eq(n, 2);
+    free_jobs(got, n);
+    notice = (broker_ack){.id = ok_id, .state = JOB_STARTED, .finished_ms = util_now_ms()};
+    cr_assert_eq(b->ops->exchange(b, W1, &notice, 1, NULL, 0, &got, &n, &err), BP_OK, "%s",
+                 err.msg);
+    free(got);
+    ack(b, W1, ok_id, JOB_SUCCESS, "{}", NULL, 0);
+    ack(b, W1, bad_id, JOB_FAILURE, NULL, "it broke", 0);
+
+    seen = collect_events(reader, cursor, ok_id, NULL, 4);
+    cr_assert_eq(json_array_size(seen), 4, "sent, received, started, succeeded (got %zu)",
+                 json_array_size(seen));
+    cr_assert_str_eq(event_at(seen, 0), "job-sent");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(seen, 0), "type")),
+                     "sys.noop");
+    cr_assert_str_eq(event_at(seen, 1), "job-received");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(seen, 1), "worker")), W1);
+    cr_assert_str_eq(event_at(seen, 2), "job-started");
+    cr_assert_str_eq(event_at(seen, 3), "job-succeeded");
+    json_decref(seen);
+
+    /* worker events: online on the first heartbeat, heartbeat after, offline when it stops */
+    heartbeat_revoked(b, W2, &revoked);
+    json_decref(revoked);
+    heartbeat_revoked(b, W2, &revoked);
+    json_decref(revoked);
+    cr_assert_eq(b->ops->worker_stop(b, W2, &err), BP_OK, "%s", err.msg);
+    seen = collect_events(reader, cursor, NULL, W2, 3);
+    cr_assert_eq(json_array_size(seen), 3, "online, heartbeat, offline (got %zu)",
+                 json_array_size(seen));
+    cr_assert_str_eq(event_at(seen, 0), "worker-online");
+    cr_assert_str_eq(event_at(seen, 1), "worker-heartbeat");
+    cr_assert_str_eq(event_at(seen, 2), "worker-offline");
+    json_decref(seen);
+    json_decref(cursor);
+    job_free(ok);
+    job_free(bad);
+    env->close(reader);
+    env->close(b);
+}
+
+void bsuite_failure_event(const bsuite_env *env)
+{
+    broker *b = open_default(env);
+    json_t *cursor = json_object(), *seen, *evs = NULL;
+    job *bad = bsuite_job("q_evf", 1);
+    char id[BP_JOB_ID_SIZE];
+    job **got = NULL;
+    bp_error err = {0};
+    cr_assert_eq(b->ops->events(b, cursor, 0, &evs, &err), BP_OK, "%s", err.msg);
+    json_decref(evs);
+    util_strlcpy(id, bad->id, sizeof id);
+    enqueue_ok(b, bad);
+    cr_assert_eq(lease(b, W1, "q_evf", 1, &got), 1);
+    free_jobs(got, 1);
+    ack(b, W1, id, JOB_RETRY, NULL, "try later", util_now_ms() + 3600 * 1000);
+    job_state st;
+    cr_assert_eq(b->ops->revoke(b, id, false, &st, &err), BP_OK, "%s", err.msg);
+    cr_assert_eq(st, JOB_REVOKED);
+    seen = collect_events(b, cursor, id, NULL, 4);
+    cr_assert_eq(json_array_size(seen), 4, "sent, received, retried, revoked (got %zu)",
+                 json_array_size(seen));
+    cr_assert_str_eq(event_at(seen, 2), "job-retried");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(seen, 2), "error")),
+                     "try later");
+    cr_assert_str_eq(event_at(seen, 3), "job-revoked");
+    json_decref(seen);
+    json_decref(cursor);
+    job_free(bad);
+    env->close(b);
+}

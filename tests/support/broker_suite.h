@@ -45,6 +45,11 @@ void bsuite_stats_and_list(const bsuite_env *env);
 void bsuite_on_final_hook(const bsuite_env *env);
 void bsuite_concurrent_exactly_once(const bsuite_env *env);
 void bsuite_wake_on_enqueue(const bsuite_env *env);
+void bsuite_revoke_terminate(const bsuite_env *env);
+void bsuite_rate_limit(const bsuite_env *env);
+void bsuite_queue_cap(const bsuite_env *env);
+void bsuite_events(const bsuite_env *env);
+void bsuite_failure_event(const bsuite_env *env);
 
 #define BSUITE_ONE_(suite, name, openfn, closefn)                                                  \
     Test(suite, name, .timeout = 120)                                                              \
@@ -71,6 +76,11 @@ void bsuite_wake_on_enqueue(const bsuite_env *env);
     BSUITE_ONE_(suite, stats_and_list, openfn, closefn)                                            \
     BSUITE_ONE_(suite, on_final_hook, openfn, closefn)                                             \
     BSUITE_ONE_(suite, concurrent_exactly_once, openfn, closefn)                                   \
-    BSUITE_ONE_(suite, wake_on_enqueue, openfn, closefn)
+    BSUITE_ONE_(suite, wake_on_enqueue, openfn, closefn)                                           \
+    BSUITE_ONE_(suite, revoke_terminate, openfn, closefn)                                          \
+    BSUITE_ONE_(suite, rate_limit, openfn, closefn)                                                \
+    BSUITE_ONE_(suite, queue_cap, openfn, closefn)                                                 \
+    BSUITE_ONE_(suite, events, openfn, closefn)                                                    \
+    BSUITE_ONE_(suite, failure_event, openfn, closefn)
 
 #endif
