@@ -1,0 +1,853 @@
+/*
+ * test_redis_daemons.c - real daemons (the betpipe binary, real plugins) sharing one real
+ * redis-server on a unix socket: the behaviours only a shared broker gives.
+ *
+ * Every daemon gets a data dir of its own, as it would on a host of its own: its SQLite store,
+ * its run directory (so the local control sockets of one cannot be reached from another) and
+ * its config file. The broker is named by BETPIPE_BROKER_URL, which the spawned daemons and CLI
+ * commands inherit. test.record (tests/plugins/testjobs) writes a "start"/"end" line per run
+ * with the pid and CLOCK_MONOTONIC ns, which is how the tests count runs and measure timings.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "client.h"
+#include "engine.h"
+#include "redis_fixture.h"
+#include "util.h"
+
+#define MAX_DAEMONS 4
+
+static char *base;
+static bpt_redis *srv;
+static pid_t daemons[MAX_DAEMONS];
+static int n_daemons;
+static char record[1024];
+
+static void setup(void)
+{
+    bpt_engine_env_setup();
+    base = bpt_tmpdir("rdaemons");
+    snprintf(record, sizeof record, "%s/record.txt", base);
+    n_daemons = 0;
+    srv = NULL;
+}
+
+static void teardown(void)
+{
+    /* only the daemons this test started, by pid */
+    for (int i = 0; i < n_daemons; i++) {
+        if (daemons[i] > 0) {
+            bpt_stop(daemons[i], SIGKILL, 5000);
+        }
+    }
+    bpt_redis_free(srv);
+    bpt_rm_rf(base);
+    free(base);
+}
+
+TestSuite(redis_daemons, .init = setup, .fini = teardown, .timeout = 240);
+
+static void start_redis(const bpt_redis_opts *o)
+{
+    srv = bpt_redis_start(o);
+    setenv("BETPIPE_BROKER_URL", bpt_redis_url(srv), 1);
+}
+
+/* A data dir "host" under the test's base dir, with `config` (JSON text, may be NULL) as its
+ * betpipe.json. Returns a new string. */
+static char *host_dir(const char *name, const char *config_json)
+{
+    char *dir = util_asprintf("%s/%s", base, name);
+    cr_assert(dir);
+    cr_assert_eq(util_mkdir_p(dir, 0700, NULL), BP_OK);
+    if (config_json) {
+        char path[1200];
+        FILE *f;
+        snprintf(path, sizeof path, "%s/betpipe.json", dir);
+        f = fopen(path, "w");
+        cr_assert(f);
+        fputs(config_json, f);
+        fclose(f);
+    }
+    return dir;
+}
+
+static pid_t start_daemon(const char *dir, const char *concurrency)
+{
+    pid_t pid = concurrency ? bpt_daemon_start(dir, "--concurrency", concurrency, NULL)
+                            : bpt_daemon_start(dir, NULL);
+    cr_assert(n_daemons < MAX_DAEMONS);
+    daemons[n_daemons++] = pid;
+    return pid;
+}
+
+static void forget_daemon(pid_t pid)
+{
+    for (int i = 0; i < n_daemons; i++) {
+        if (daemons[i] == pid) {
+            daemons[i] = 0;
+        }
+    }
+}
+
+static void stop_daemon(pid_t pid)
+{
+    cr_assert_eq(bpt_stop(pid, SIGTERM, 20000), 0, "daemon %d stopped cleanly", (int)pid);
+    forget_daemon(pid);
+}
+
+static void enqueue_record(app *a, int sleep_ms, const bp_enqueue_opts *opts, char *id_out)
+{
+    char args[1300];
+    json_t *j;
+    bp_error err = {0};
+    snprintf(args, sizeof args, "{\"file\": \"%s\", \"sleep_ms\": %d}", record, sleep_ms);
+    j = json_loads(args, 0, NULL);
+    cr_assert_eq(client_enqueue(a, "test.record", j, opts, NULL, id_out, &err), BP_OK,
+                 "enqueue: %s", err.msg);
+    json_decref(j);
+}
+
+/* One line of the record file. */
+typedef struct rec_line {
+    char what[8];
+    char id[BP_JOB_ID_SIZE];
+    int pid;
+    long long ns;
+} rec_line;
+
+/* Parse the record file; returns the number of lines (array in *out, caller frees). */
+static size_t read_records(rec_line **out)
+{
+    char *text = bpt_slurp(record), *save = NULL;
+    size_t n = 0, cap = 0;
+    rec_line *v = NULL;
+    for (char *l = text ? strtok_r(text, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+        rec_line r;
+        if (sscanf(l, "%7s %63s %d %lld", r.what, r.id, &r.pid, &r.ns) != 4) {
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            v = realloc(v, cap * sizeof *v);
+            cr_assert(v);
+        }
+        v[n++] = r;
+    }
+    free(text);
+    *out = v;
+    return n;
+}
+
+static int count_lines(const char *what, const char *id, int pid)
+{
+    rec_line *v = NULL;
+    size_t n = read_records(&v);
+    int k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(v[i].what, what) == 0 && (!id || strcmp(v[i].id, id) == 0) &&
+            (pid == 0 || v[i].pid == pid)) {
+            k++;
+        }
+    }
+    free(v);
+    return k;
+}
+
+static int64_t count_state(app *a, const char *queue, const char *state)
+{
+    json_t *stats = NULL;
+    int64_t n;
+    bp_error err = {0};
+    cr_assert_eq(a->broker->ops->stats(a->broker, &stats, &err), BP_OK, "stats: %s", err.msg);
+    n = json_integer_value(
+        json_object_get(json_object_get(json_object_get(stats, "queues"), queue), state));
+    json_decref(stats);
+    return n;
+}
+
+typedef struct until_count {
+    app *a;
+    int64_t want;
+} until_count;
+
+static bool succeeded_reached(void *ud)
+{
+    until_count *u = ud;
+    return count_state(u->a, "default", "succeeded") >= u->want;
+}
+
+typedef struct line_wait {
+    const char *what, *id;
+    int pid_not; /* a line from another pid than this one (0 = any) */
+    int at_least;
+} line_wait;
+
+static bool lines_reached(void *ud)
+{
+    line_wait *w = ud;
+    rec_line *v = NULL;
+    size_t n = read_records(&v);
+    int k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(v[i].what, w->what) == 0 && (!w->id || strcmp(v[i].id, w->id) == 0) &&
+            (w->pid_not == 0 || v[i].pid != w->pid_not)) {
+            k++;
+        }
+    }
+    free(v);
+    return k >= w->at_least;
+}
+
+static int cmp_ll(const void *pa, const void *pb)
+{
+    long long a = *(const long long *)pa, b = *(const long long *)pb;
+    return (a > b) - (a < b);
+}
+
+/* ============================================================================================
+ * Sharing the work
+ * ========================================================================================== */
+
+Test(redis_daemons, three_daemons_share_3000_jobs_each_runs_exactly_once, .timeout = 300)
+{
+    enum { N = 3000 };
+    const char *cfg = "{\"queues\": {\"default\": {\"concurrency\": 2}}}";
+    char *h1, *h2, *h3;
+    pid_t p[3];
+    app *a;
+    until_count u;
+    rec_line *v = NULL;
+    size_t n;
+    char(*ids)[BP_JOB_ID_SIZE] = calloc(N, sizeof *ids);
+    start_redis(NULL);
+    h1 = host_dir("h1", cfg);
+    h2 = host_dir("h2", cfg);
+    h3 = host_dir("h3", cfg);
+    p[0] = start_daemon(h1, NULL);
+    p[1] = start_daemon(h2, NULL);
+    p[2] = start_daemon(h3, NULL);
+    a = bpt_app_open(h1);
+    for (int i = 0; i < N; i++) {
+        enqueue_record(a, 0, NULL, ids[i]);
+    }
+    u = (until_count){a, N};
+    cr_assert(bpt_wait_for(succeeded_reached, &u, 120000), "all %d jobs finished (%lld did)", N,
+              (long long)count_state(a, "default", "succeeded"));
+    n = read_records(&v);
+    {
+        int per_daemon[3] = {0, 0, 0};
+        int starts = 0;
+        /* every id started exactly once */
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(v[i].what, "start") == 0) {
+                starts++;
+                for (int d = 0; d < 3; d++) {
+                    per_daemon[d] += v[i].pid == p[d];
+                }
+            }
+        }
+        cr_assert_eq(starts, N, "%d runs for %d jobs: some ran twice or not at all", starts, N);
+        for (int i = 0; i < N; i += 1) {
+            int runs = 0;
+            for (size_t k = 0; k < n && runs < 2; k++) {
+                runs += strcmp(v[k].what, "start") == 0 && strcmp(v[k].id, ids[i]) == 0;
+            }
+            cr_assert_eq(runs, 1, "job %s ran %d times", ids[i], runs);
+        }
+        cr_assert(per_daemon[0] > 0 && per_daemon[1] > 0 && per_daemon[2] > 0,
+                  "the three daemons shared the work (%d / %d / %d)", per_daemon[0], per_daemon[1],
+                  per_daemon[2]);
+    }
+    free(v);
+    free(ids);
+    app_close(a);
+    for (int i = 0; i < 3; i++) {
+        stop_daemon(p[i]);
+    }
+    free(h1);
+    free(h2);
+    free(h3);
+}
+
+Test(redis_daemons, kill9_mid_job_another_daemon_runs_it_within_timeout_plus_5s)
+{
+    /* lease 3 s: heartbeats every second, a silent worker is offline after 3 s */
+    const char *cfg = "{\"broker\": {\"lease\": \"3s\", \"worker_timeout\": \"3s\"}}";
+    char *h1 = host_dir("h1", cfg), *h2 = host_dir("h2", cfg);
+    char id[BP_JOB_ID_SIZE];
+    pid_t p1, p2, victim, survivor;
+    int64_t killed_at, rerun_at;
+    app *a;
+    line_wait first = {"start", NULL, 0, 1}, second;
+    job *j;
+    start_redis(NULL);
+    p1 = start_daemon(h1, NULL);
+    p2 = start_daemon(h2, NULL);
+    a = bpt_app_open(h1);
+    enqueue_record(a, 8000, NULL, id);
+    first.id = id;
+    cr_assert(bpt_wait_for(lines_reached, &first, 10000), "the job started somewhere");
+    victim = count_lines("start", id, p1) == 1 ? p1 : p2;
+    survivor = victim == p1 ? p2 : p1;
+    cr_assert_eq(kill(victim, SIGKILL), 0);
+    killed_at = bpt_now_ms();
+    forget_daemon(victim);
+    {
+        int code;
+        while (!bpt_exited(victim, &code)) {
+            util_sleep_ms(5);
+        }
+    }
+    second = (line_wait){"start", id, victim, 1};
+    cr_assert(bpt_wait_for(lines_reached, &second, 3000 + 5000 + 2000),
+              "the job ran again on the other daemon");
+    rerun_at = bpt_now_ms();
+    cr_assert_leq(rerun_at - killed_at, bpt_deadline_ms(3000 + 5000),
+                  "re-run %lld ms after kill -9: more than the heartbeat timeout + 5 s",
+                  (long long)(rerun_at - killed_at));
+    cr_assert_eq(count_lines("start", id, survivor), 1);
+    j = bpt_wait_final(a, id, 20000);
+    cr_assert(j, "the job finished");
+    cr_assert_eq(j->state, JOB_SUCCESS, "state %s", job_state_name(j->state));
+    cr_assert_eq(j->crashes, 1, "one crash counted (%d)", j->crashes);
+    job_free(j);
+    app_close(a);
+    stop_daemon(survivor);
+    free(h1);
+    free(h2);
+}
+
+/* ============================================================================================
+ * Redis goes away and comes back
+ * ========================================================================================== */
+
+typedef struct started_ctx {
+    int at_least;
+} started_ctx;
+
+static bool enough_started(void *ud)
+{
+    started_ctx *c = ud;
+    return count_lines("start", NULL, 0) >= c->at_least;
+}
+
+Test(redis_daemons, redis_restarted_with_aof_during_2000_jobs_none_lost_none_stuck, .timeout = 300)
+{
+    enum { N = 2000 };
+    bpt_redis_opts o = {.aof = true};
+    const char *cfg = "{\"queues\": {\"default\": {\"concurrency\": 2}}}";
+    char *h1 = host_dir("h1", cfg), *h2 = host_dir("h2", cfg);
+    char(*ids)[BP_JOB_ID_SIZE] = calloc(N, sizeof *ids);
+    pid_t p1, p2;
+    app *a;
+    started_ctx some = {300};
+    until_count all;
+    start_redis(&o);
+    p1 = start_daemon(h1, NULL);
+    p2 = start_daemon(h2, NULL);
+    a = bpt_app_open(h1);
+    for (int i = 0; i < N; i++) {
+        enqueue_record(a, 3, NULL, ids[i]);
+    }
+    cr_assert(bpt_wait_for(enough_started, &some, 60000), "the run got going");
+    bpt_redis_stop(srv);
+    util_sleep_ms(300); /* an outage the daemons notice, not a blink */
+    bpt_redis_restart(srv);
+    all = (until_count){a, N};
+    cr_assert(bpt_wait_for(succeeded_reached, &all, 180000),
+              "every job finished after the restart (%lld of %d)",
+              (long long)count_state(a, "default", "succeeded"), N);
+    /* none lost: every job ran and is SUCCESS; none stuck: nothing waiting or running */
+    for (int i = 0; i < N; i++) {
+        job *j = NULL;
+        bp_error err = {0};
+        cr_assert_eq(client_get(a, ids[i], &j, &err), BP_OK, "job %s: %s", ids[i], err.msg);
+        cr_assert_eq(j->state, JOB_SUCCESS, "job %s is %s", ids[i], job_state_name(j->state));
+        job_free(j);
+        cr_assert_geq(count_lines("start", ids[i], 0), 1, "job %s never ran", ids[i]);
+    }
+    cr_assert_eq(count_state(a, "default", "waiting"), 0);
+    cr_assert_eq(count_state(a, "default", "running"), 0);
+    /* and the daemons carry on */
+    {
+        char id[BP_JOB_ID_SIZE];
+        job *j;
+        enqueue_record(a, 0, NULL, id);
+        j = bpt_wait_final(a, id, 10000);
+        cr_assert(j && j->state == JOB_SUCCESS, "a job after the restart runs");
+        job_free(j);
+    }
+    app_close(a);
+    stop_daemon(p1);
+    stop_daemon(p2);
+    free(ids);
+    free(h1);
+    free(h2);
+}
+
+Test(redis_daemons, idle_daemon_resumes_consuming_after_a_redis_restart)
+{
+    char *h1 = host_dir("h1", NULL);
+    char id[BP_JOB_ID_SIZE];
+    pid_t p;
+    app *a;
+    job *j;
+    start_redis(NULL);
+    p = start_daemon(h1, NULL);
+    a = bpt_app_open(h1);
+    enqueue_record(a, 0, NULL, id);
+    j = bpt_wait_final(a, id, 10000);
+    cr_assert(j && j->state == JOB_SUCCESS);
+    job_free(j);
+    /* a restart while the daemon sits idle, blocked on Redis (Celery's silent-consumer bug) */
+    bpt_redis_stop(srv);
+    util_sleep_ms(200);
+    bpt_redis_restart(srv);
+    enqueue_record(a, 0, NULL, id);
+    j = bpt_wait_final(a, id, 15000);
+    cr_assert(j, "the daemon consumed again after Redis came back, by itself");
+    cr_assert_eq(j->state, JOB_SUCCESS);
+    cr_assert_eq(count_lines("start", id, p), 1);
+    job_free(j);
+    app_close(a);
+    stop_daemon(p);
+    free(h1);
+}
+
+Test(redis_daemons, run_against_redis_that_is_down_fails_fast_with_exit_code_4)
+{
+    char *h1 = host_dir("h1", NULL);
+    bpt_result r;
+    int64_t t0;
+    start_redis(NULL);
+    bpt_redis_stop(srv);
+    t0 = bpt_now_ms();
+    r = bpt_betpipe(h1, "run", "sys.noop", NULL);
+    cr_assert_eq(r.exit_code, 4, "exit %d, stderr: %s", r.exit_code, r.err);
+    cr_assert_lt(bpt_now_ms() - t0, bpt_deadline_ms(3000), "it failed fast");
+    cr_assert(strstr(r.err, "redis") && strstr(r.err, bpt_redis_socket(srv)),
+              "the message names the Redis server: %s", r.err);
+    cr_assert(strstr(r.err, "cannot connect") || strstr(r.err, "unreachable"), "and says why: %s",
+              r.err);
+    bpt_result_free(&r);
+    free(h1);
+}
+
+Test(redis_daemons, config_check_warns_about_eviction_and_missing_persistence)
+{
+    bpt_redis_opts o = {.maxmemory = "64mb", .maxmemory_policy = "allkeys-lru"};
+    char *h1 = host_dir("h1", NULL);
+    bpt_result r;
+    start_redis(&o);
+    r = bpt_betpipe(h1, "config", "check", NULL);
+    cr_assert_eq(r.exit_code, 0, "warnings do not make the config invalid: %s %s", r.out, r.err);
+    cr_assert(strstr(r.out, "WARNING") && strstr(r.out, "maxmemory-policy allkeys-lru") &&
+                  strstr(r.out, "noeviction"),
+              "config check warns about the eviction policy: %s", r.out);
+    cr_assert(strstr(r.out, "no persistence"), "and about a Redis that keeps nothing: %s", r.out);
+    bpt_result_free(&r);
+    bpt_redis_free(srv);
+    {
+        bpt_redis_opts safe = {.aof = true};
+        start_redis(&safe);
+    }
+    r = bpt_betpipe(h1, "config", "check", "--json", NULL);
+    cr_assert_eq(r.exit_code, 0, "%s", r.err);
+    {
+        json_t *o2 = json_loads(r.out, 0, NULL);
+        cr_assert(o2, "%s", r.out);
+        cr_assert_eq(json_array_size(json_object_get(o2, "warnings")), 0,
+                     "a noeviction Redis with AOF gets no warning: %s", r.out);
+        json_decref(o2);
+    }
+    bpt_result_free(&r);
+    free(h1);
+}
+
+/* ============================================================================================
+ * Time, revocation, limits
+ * ========================================================================================== */
+
+Test(redis_daemons, eta_job_runs_within_1s_of_its_time_once_with_two_daemons)
+{
+    char *h1 = host_dir("h1", NULL), *h2 = host_dir("h2", NULL);
+    char id[BP_JOB_ID_SIZE];
+    bp_enqueue_opts opts = {.struct_size = sizeof opts};
+    pid_t p1, p2;
+    app *a;
+    job *j;
+    int64_t eta;
+    start_redis(NULL);
+    p1 = start_daemon(h1, NULL);
+    p2 = start_daemon(h2, NULL);
+    a = bpt_app_open(h1);
+    eta = util_now_ms() + 2000;
+    opts.eta_ms = eta;
+    enqueue_record(a, 0, &opts, id);
+    j = bpt_wait_final(a, id, 15000);
+    cr_assert(j && j->state == JOB_SUCCESS);
+    cr_assert_geq(j->started_ms, eta, "started %lld ms before its ETA",
+                  (long long)(eta - j->started_ms));
+    cr_assert_lt(j->started_ms - eta, 1000, "started %lld ms after its ETA",
+                 (long long)(j->started_ms - eta));
+    job_free(j);
+    /* exactly once: give a duplicate every chance to show up */
+    util_sleep_ms(500);
+    cr_assert_eq(count_lines("start", id, 0), 1, "the ETA job ran once");
+    app_close(a);
+    stop_daemon(p1);
+    stop_daemon(p2);
+    free(h1);
+    free(h2);
+}
+
+typedef struct state_wait {
+    app *a;
+    const char *id;
+    job_state state;
+} state_wait;
+
+static bool reached_state(void *ud)
+{
+    state_wait *w = ud;
+    job *j = NULL;
+    bool yes = client_get(w->a, w->id, &j, NULL) == BP_OK && j->state == w->state;
+    job_free(j);
+    return yes;
+}
+
+static void hang_job(app *a, char *id_out)
+{
+    json_t *args = json_pack("{s:f, s:b}", "seconds", 60.0, "cooperative", 1);
+    bp_error err = {0};
+    cr_assert_eq(client_enqueue(a, "test.hang", args, NULL, NULL, id_out, &err), BP_OK, "%s",
+                 err.msg);
+    json_decref(args);
+}
+
+Test(redis_daemons, revoke_of_a_running_job_with_and_without_terminate)
+{
+    char *h1 = host_dir("h1", "{\"jobs\": {\"test.hang\": {\"soft_time_limit\": 120}}}");
+    char *h2 = host_dir("h2", NULL);
+    char id1[BP_JOB_ID_SIZE], id2[BP_JOB_ID_SIZE], log[1200];
+    pid_t p;
+    app *a;
+    bpt_result r;
+    state_wait w;
+    start_redis(NULL);
+    p = start_daemon(h1, NULL);
+    a = bpt_app_open(h1);
+    hang_job(a, id1);
+    w = (state_wait){a, id1, JOB_STARTED};
+    cr_assert(bpt_wait_for(reached_state, &w, 10000), "the job is running");
+    /* revoked from another "host" */
+    r = bpt_betpipe(h2, "revoke", id1, NULL);
+    cr_assert_eq(r.exit_code, 0, "%s %s", r.out, r.err);
+    cr_assert(strstr(r.out, "running"), "%s", r.out);
+    bpt_result_free(&r);
+    w.state = JOB_REVOKED;
+    cr_assert(bpt_wait_for(reached_state, &w, 5000), "a revoked running job stops");
+
+    hang_job(a, id2);
+    w = (state_wait){a, id2, JOB_STARTED};
+    cr_assert(bpt_wait_for(reached_state, &w, 10000));
+    r = bpt_betpipe(h2, "revoke", id2, "--terminate", NULL);
+    cr_assert_eq(r.exit_code, 0, "%s %s", r.out, r.err);
+    bpt_result_free(&r);
+    w.state = JOB_REVOKED;
+    cr_assert(bpt_wait_for(reached_state, &w, 5000), "a job revoked with terminate stops");
+    snprintf(log, sizeof log, "%s/daemon.log", h1);
+    cr_assert_eq(bpt_count_lines(log, "", "(terminate)"), 1,
+                 "the worker learned that this revoke was a terminate");
+    app_close(a);
+    stop_daemon(p);
+    free(h1);
+    free(h2);
+}
+
+Test(redis_daemons, rate_limit_60_per_minute_holds_across_two_daemons)
+{
+    enum { N = 6 };
+    const char *cfg = "{\"jobs\": {\"test.record\": {\"rate_limit\": \"60/m\"}}}";
+    char *h1 = host_dir("h1", cfg), *h2 = host_dir("h2", cfg);
+    pid_t p1, p2;
+    app *a;
+    until_count u;
+    rec_line *v = NULL;
+    long long starts[N];
+    int ns = 0;
+    size_t n;
+    int64_t t0;
+    start_redis(NULL);
+    p1 = start_daemon(h1, NULL);
+    p2 = start_daemon(h2, NULL);
+    a = bpt_app_open(h1);
+    t0 = bpt_now_ms();
+    for (int i = 0; i < N; i++) {
+        enqueue_record(a, 0, NULL, NULL);
+    }
+    u = (until_count){a, N};
+    cr_assert(bpt_wait_for(succeeded_reached, &u, 30000), "all jobs ran (%lld of %d)",
+              (long long)count_state(a, "default", "succeeded"), N);
+    n = read_records(&v);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(v[i].what, "start") == 0 && ns < N) {
+            starts[ns++] = v[i].ns;
+        }
+    }
+    free(v);
+    cr_assert_eq(ns, N);
+    qsort(starts, N, sizeof starts[0], cmp_ll);
+    /* 60/m: one token a second, whichever daemon takes it. The start lines are written by the
+     * job a few hundred microseconds after its lease: allow that jitter, no more. */
+    for (int i = 1; i < N; i++) {
+        long long gap_ms = (starts[i] - starts[i - 1]) / 1000000;
+        cr_assert_geq(gap_ms, 950, "jobs %d and %d started %lld ms apart: faster than 60/m", i - 1,
+                      i, gap_ms);
+    }
+    cr_assert_geq(bpt_now_ms() - t0, (N - 1) * 1000 - 50);
+    app_close(a);
+    stop_daemon(p1);
+    stop_daemon(p2);
+    free(h1);
+    free(h2);
+}
+
+Test(redis_daemons, global_concurrency_caps_a_queue_across_two_daemons)
+{
+    enum { N = 6 };
+    const char *cfg =
+        "{\"queues\": {\"default\": {\"concurrency\": 3, \"global_concurrency\": 1}}}";
+    char *h1 = host_dir("h1", cfg), *h2 = host_dir("h2", cfg);
+    pid_t p1, p2;
+    app *a;
+    until_count u;
+    rec_line *v = NULL;
+    size_t n;
+    int running = 0, peak = 0;
+    start_redis(NULL);
+    p1 = start_daemon(h1, NULL);
+    p2 = start_daemon(h2, NULL);
+    a = bpt_app_open(h1);
+    for (int i = 0; i < N; i++) {
+        enqueue_record(a, 150, NULL, NULL);
+    }
+    u = (until_count){a, N};
+    cr_assert(bpt_wait_for(succeeded_reached, &u, 30000), "all jobs ran (%lld of %d)",
+              (long long)count_state(a, "default", "succeeded"), N);
+    /* the record file is in time order (O_APPEND): replay it */
+    n = read_records(&v);
+    for (size_t i = 0; i < n; i++) {
+        running += strcmp(v[i].what, "start") == 0 ? 1 : strcmp(v[i].what, "end") == 0 ? -1 : 0;
+        peak = running > peak ? running : peak;
+    }
+    free(v);
+    cr_assert_eq(peak, 1, "at most one job of the queue ran at once across 6 threads (peak %d)",
+                 peak);
+    app_close(a);
+    stop_daemon(p1);
+    stop_daemon(p2);
+    free(h1);
+    free(h2);
+}
+
+/* ============================================================================================
+ * Events and remote control
+ * ========================================================================================== */
+
+typedef struct file_has {
+    const char *path, *needle;
+} file_has;
+
+static bool file_contains(void *ud)
+{
+    file_has *f = ud;
+    char *text = bpt_slurp(f->path);
+    bool yes = text && strstr(text, f->needle);
+    free(text);
+    return yes;
+}
+
+Test(redis_daemons, monitor_shows_the_events)
+{
+    char *h1 = host_dir("h1", "{\"broker\": {\"lease\": \"3s\"}}"), *h2 = host_dir("h2", NULL);
+    char id[BP_JOB_ID_SIZE], out[1200], bad[BP_JOB_ID_SIZE];
+    const char *argv[] = {"betpipe", "--data-dir", h2, "monitor", "--seconds", "8", "--json", NULL};
+    file_has ready;
+    pid_t p, mon;
+    app *a;
+    job *j;
+    char *text, *save = NULL;
+    int seen_sent = 0, seen_recv = 0, seen_started = 0, seen_ok = 0, seen_failed = 0, seen_hb = 0;
+    start_redis(NULL);
+    p = start_daemon(h1, NULL);
+    snprintf(out, sizeof out, "%s/monitor.out", base);
+    mon = bpt_spawn(argv, NULL, out);
+    ready = (file_has){out, "watching the events"};
+    cr_assert(bpt_wait_for(file_contains, &ready, 10000), "monitor started");
+    a = bpt_app_open(h1);
+    enqueue_record(a, 0, NULL, id);
+    j = bpt_wait_final(a, id, 10000);
+    cr_assert(j && j->state == JOB_SUCCESS);
+    job_free(j);
+    {
+        json_t *args = json_object();
+        bp_error err = {0};
+        cr_assert_eq(client_enqueue(a, "test.fail", args, NULL, NULL, bad, &err), BP_OK);
+        json_decref(args);
+        j = bpt_wait_final(a, bad, 10000);
+        cr_assert(j && j->state == JOB_FAILURE);
+        job_free(j);
+    }
+    cr_assert_eq(bpt_stop(mon, 0, 15000) >= 0, true);
+    text = bpt_slurp(out);
+    cr_assert(text);
+    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        json_t *e = json_loads(l, 0, NULL);
+        const char *ev = json_string_value(json_object_get(e, "event"));
+        const char *eid = json_string_value(json_object_get(e, "id"));
+        if (ev && eid && strcmp(eid, id) == 0) {
+            seen_sent += strcmp(ev, "job-sent") == 0;
+            seen_recv += strcmp(ev, "job-received") == 0;
+            seen_started += strcmp(ev, "job-started") == 0;
+            seen_ok += strcmp(ev, "job-succeeded") == 0;
+        }
+        if (ev && eid && strcmp(eid, bad) == 0 && strcmp(ev, "job-failed") == 0) {
+            seen_failed += json_is_string(json_object_get(e, "error"));
+        }
+        if (ev && strcmp(ev, "worker-heartbeat") == 0 &&
+            json_is_integer(json_object_get(e, "processed"))) {
+            seen_hb++;
+        }
+        json_decref(e);
+    }
+    free(text);
+    cr_assert(seen_sent == 1 && seen_recv == 1 && seen_started == 1 && seen_ok == 1,
+              "sent %d received %d started %d succeeded %d", seen_sent, seen_recv, seen_started,
+              seen_ok);
+    cr_assert_eq(seen_failed, 1, "the failure with its error");
+    cr_assert_geq(seen_hb, 1, "worker heartbeats with their counters");
+    app_close(a);
+    stop_daemon(p);
+    free(h1);
+    free(h2);
+}
+
+/* Run `betpipe --data-dir dir a1 ... --json` (NULL arguments are skipped) and parse stdout;
+ * the exit code in *code. */
+static json_t *betpipe_json(const char *dir, int *code, const char *a1, const char *a2,
+                            const char *a3, const char *a4, const char *a5)
+{
+    const char *in[] = {a1, a2, a3, a4, a5};
+    const char *argv[12] = {"betpipe", "--data-dir", dir};
+    int n = 3;
+    bpt_result r;
+    json_t *o;
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
+        if (in[i]) {
+            argv[n++] = in[i];
+        }
+    }
+    argv[n++] = "--json";
+    argv[n] = NULL;
+    r = bpt_run(argv, NULL, NULL, 60000);
+    o = json_loads(r.out, 0, NULL);
+    *code = r.exit_code;
+    cr_assert(o || r.exit_code != 0, "not JSON: %s / %s", r.out, r.err);
+    bpt_result_free(&r);
+    return o;
+}
+
+Test(redis_daemons, inspect_and_control_round_trips_over_redis)
+{
+    char *h1 = host_dir("h1", NULL), *h2 = host_dir("h2", NULL), *h3 = host_dir("h3", NULL);
+    pid_t p1, p2;
+    json_t *o, *v;
+    const char *wid, *w1 = NULL;
+    char w1_id[160];
+    int code;
+    start_redis(NULL);
+    p1 = start_daemon(h1, NULL);
+    p2 = start_daemon(h2, NULL);
+    /* From a third "host" with no daemon and no socket of theirs: Redis carries it. */
+    o = betpipe_json(h3, &code, "inspect", "ping", NULL, NULL, NULL);
+    cr_assert_eq(code, 0);
+    cr_assert_eq(json_object_size(o), 2, "both daemons answered");
+    json_object_foreach(o, wid, v)
+    {
+        char tag[32];
+        cr_assert_str_eq(json_string_value(json_object_get(json_object_get(v, "reply"), "ok")),
+                         "pong");
+        snprintf(tag, sizeof tag, ":%d:", (int)p1);
+        if (strstr(wid, tag)) {
+            w1 = wid;
+            util_strlcpy(w1_id, wid, sizeof w1_id);
+        }
+    }
+    cr_assert(w1, "daemon 1 is among them");
+    json_decref(o);
+
+    /* --destination: only that one acts and answers */
+    o = betpipe_json(h3, &code, "control", "pool-grow", "default", "3", "--destination=");
+    json_decref(o);
+    {
+        char dest[200];
+        snprintf(dest, sizeof dest, "--destination=%s", w1_id);
+        o = betpipe_json(h3, &code, "control", "pool-grow", "default", "2", dest);
+        cr_assert_eq(code, 0);
+        cr_assert_eq(json_object_size(o), 1, "one daemon answered");
+        v = json_object_get(o, w1_id);
+        cr_assert(json_is_true(json_object_get(v, "ok")), "its reply is ok");
+        cr_assert_eq(
+            json_integer_value(json_object_get(json_object_get(v, "reply"), "concurrency")),
+            2 + 3 + 2, "default grew by 3 (everyone) then by 2 (daemon 1 only)");
+        json_decref(o);
+        o = betpipe_json(h3, &code, "inspect", "stats", dest, NULL, NULL);
+        cr_assert_eq(code, 0);
+        v = json_object_get(json_object_get(json_object_get(o, w1_id), "reply"), "queues");
+        cr_assert_eq(
+            json_integer_value(json_object_get(json_object_get(v, "default"), "concurrency")), 7);
+        json_decref(o);
+    }
+    /* control rate-limit: stored once in the broker, every daemon reports it */
+    o = betpipe_json(h3, &code, "control", "rate-limit", "test.record", "30/m", NULL);
+    cr_assert_eq(code, 0);
+    cr_assert_eq(json_object_size(o), 2);
+    json_object_foreach(o, wid, v)
+    {
+        cr_assert_str_eq(
+            json_string_value(json_object_get(
+                json_object_get(json_object_get(v, "reply"), "rate_limits"), "test.record")),
+            "30/m", "%s obeys the new limit", wid);
+    }
+    json_decref(o);
+    /* shutdown over Redis */
+    {
+        char dest[200];
+        int ec;
+        snprintf(dest, sizeof dest, "--destination=%s", w1_id);
+        o = betpipe_json(h3, &code, "control", "shutdown", dest, NULL, NULL);
+        cr_assert_eq(code, 0);
+        json_decref(o);
+        ec = bpt_stop(p1, 0, 20000);
+        cr_assert_eq(ec, 0, "daemon 1 shut down cleanly (%d)", ec);
+        forget_daemon(p1);
+    }
+    o = betpipe_json(h3, &code, "inspect", "ping", NULL, NULL, NULL);
+    cr_assert_eq(json_object_size(o), 1, "only daemon 2 is left");
+    json_decref(o);
+    stop_daemon(p2);
+    o = betpipe_json(h3, &code, "inspect", "ping", "--timeout", "500ms", NULL);
+    cr_assert_eq(code, 5, "nobody answers: exit code 5");
+    json_decref(o);
+    free(h1);
+    free(h2);
+    free(h3);
+}
