@@ -25,6 +25,14 @@
 #define POOL_PREFETCH_BELOW_US 2000.0
 #define POOL_PREFETCH_FACTOR   4
 
+/* Group commit. While every busy queue still has a job ready for each of its threads, finished
+ * jobs need not reach the broker at once: their acks wait (at most POOL_ACK_LINGER_MS, at most
+ * POOL_ACK_BATCH_MAX of them) and go with the exchange that refills the channel. That turns one
+ * broker round trip and two thread wake-ups per job into one per batch; a job whose thread would
+ * otherwise go idle, or a queue running dry, sends everything at once. */
+#define POOL_ACK_LINGER_MS 5
+#define POOL_ACK_BATCH_MAX 256
+
 typedef struct worker_slot {
     pthread_t tid;
     bool alive;
@@ -42,6 +50,7 @@ typedef struct pool_queue {
     pthread_cond_t cond;
     double avg_run_us; /* moving average of recent run times (0 = none yet) */
     bool maybe_work;   /* false after a lease came back short, until a wake-up */
+    int acks_pending;  /* acks and notices of this queue not sent yet */
     int64_t processed, succeeded, failed, retried, revoked, handed_back;
 } pool_queue;
 
@@ -63,7 +72,9 @@ struct pool {
     size_t n_queues;
     pending_ack *acks;
     size_t n_acks, cap_acks;
-    pool_task **running; /* leased tasks: in a channel or on a thread */
+    int64_t acks_first_ms; /* when the oldest pending ack was queued */
+    bool armed;            /* the dispatcher sleeps with a timer for the pending acks */
+    pool_task **running;   /* leased tasks: in a channel or on a thread */
     size_t n_running, cap_running;
     int evfd;
     pthread_t dispatcher;
@@ -155,8 +166,14 @@ static void running_remove(pool *p, pool_task *t)
 
 /* Queue an outcome for the next exchange. On allocation failure the outcome is dropped and the
  * job's lease will expire: it runs again (at-least-once), which is the safe direction. */
-static void push_ack(pool *p, const char *id, pool_outcome *out)
+static void push_ack(pool *p, pool_queue *q, const char *id, pool_outcome *out)
 {
+    if (p->n_acks == 0) {
+        p->acks_first_ms = util_now_ms();
+    }
+    if (q) {
+        q->acks_pending++;
+    }
     if (p->n_acks == p->cap_acks) {
         size_t cap = p->cap_acks ? p->cap_acks * 2 : 32;
         pending_ack *na = realloc(p->acks, cap * sizeof *na);
@@ -224,7 +241,7 @@ static void *worker_main(void *arg)
             /* The broker's job-started event rides on the next exchange; a long job (or one of
              * a queue whose jobs we have not timed yet) gets its own so the event is not late. */
             pool_outcome notice = {.state = JOB_STARTED};
-            push_ack(p, t->job->id, &notice);
+            push_ack(p, q, t->job->id, &notice);
             if (q->avg_run_us <= 0 || q->avg_run_us >= POOL_PREFETCH_BELOW_US) {
                 poke(p);
             }
@@ -254,10 +271,13 @@ static void *worker_main(void *arg)
         case JOB_PENDING: q->handed_back++; break;
         default: break;
         }
-        push_ack(p, t->job->id, &out);
+        push_ack(p, q, t->job->id, &out);
         running_remove(p, t);
         task_free(t);
-        poke(p);
+        /* an armed dispatcher collects it on its timer, unless this queue runs low */
+        if (!p->armed || q->chan_n < (size_t)q->target) {
+            poke(p);
+        }
     }
     q->slots[index].alive = false;
     pthread_mutex_unlock(&p->lock);
@@ -469,7 +489,7 @@ static void hand_back_channels(pool *p)
         pool_task *t;
         while ((t = chan_pop(&p->queues[i])) != NULL) {
             pool_outcome out = {.state = JOB_PENDING};
-            push_ack(p, t->job->id, &out);
+            push_ack(p, &p->queues[i], t->job->id, &out);
             p->queues[i].handed_back++;
             running_remove(p, t);
             task_free(t);
@@ -514,10 +534,8 @@ static void *dispatcher_main(void *arg)
                 }
             }
         }
-        taken = p->acks;
-        n_taken = p->n_acks;
-        p->acks = NULL;
-        p->n_acks = p->cap_acks = 0;
+        bool urgent = p->stopping || p->n_acks >= POOL_ACK_BATCH_MAX ||
+                      (p->n_acks > 0 && util_now_ms() - p->acks_first_ms >= POOL_ACK_LINGER_MS);
         for (size_t i = 0; i < p->n_queues && !p->stopping && backoff_ms == 0; i++) {
             pool_queue *q = &p->queues[i];
             int ahead = q->avg_run_us > 0 && q->avg_run_us < POOL_PREFETCH_BELOW_US
@@ -528,6 +546,26 @@ static void *dispatcher_main(void *arg)
                 wants[n_wants].queue = q->name;
                 wants[n_wants].n = free_slots;
                 n_wants++;
+            }
+            /* a queue with threads about to go idle (or finished work to report and nothing
+             * left to run) cannot wait for a batch */
+            if ((int)q->chan_n < q->target &&
+                (q->acks_pending > 0 || q->busy > 0 || (q->maybe_work && free_slots > 0))) {
+                urgent = true;
+            }
+        }
+        if (p->n_acks > 0 && !urgent && backoff_ms == 0) {
+            /* group commit: keep the acks for the refill (the timer bounds the wait) */
+            p->armed = true;
+            n_wants = 0;
+        } else {
+            taken = p->acks;
+            n_taken = p->n_acks;
+            p->acks = NULL;
+            p->n_acks = p->cap_acks = 0;
+            p->armed = false;
+            for (size_t i = 0; i < p->n_queues; i++) {
+                p->queues[i].acks_pending = 0;
             }
         }
         done = (p->stopping && p->n_running == 0 && n_taken == 0) || p->abandon;
@@ -562,7 +600,7 @@ static void *dispatcher_main(void *arg)
                 /* Keep the acks for the next attempt; back off while the broker is sick. */
                 pthread_mutex_lock(&p->lock);
                 for (size_t i = 0; i < n_taken; i++) {
-                    push_ack(p, taken[i].id, &taken[i].out);
+                    push_ack(p, NULL, taken[i].id, &taken[i].out);
                 }
                 pthread_mutex_unlock(&p->lock);
                 free(taken);
@@ -595,7 +633,7 @@ static void *dispatcher_main(void *arg)
                 if (!q || !t || running_add(p, t) != BP_OK) {
                     /* cannot happen for a queue we asked for; give it back if it does */
                     pool_outcome out = {.state = JOB_PENDING};
-                    push_ack(p, jobs[i]->id, &out);
+                    push_ack(p, q, jobs[i]->id, &out);
                     job_free(jobs[i]);
                     free(t);
                     continue;
@@ -671,6 +709,11 @@ static void *dispatcher_main(void *arg)
         if (next_due < wake_at) {
             wake_at = next_due;
         }
+        pthread_mutex_lock(&p->lock);
+        if (p->armed && p->n_acks > 0 && p->acks_first_ms + POOL_ACK_LINGER_MS < wake_at) {
+            wake_at = p->acks_first_ms + POOL_ACK_LINGER_MS;
+        }
+        pthread_mutex_unlock(&p->lock);
         now = util_now_ms();
         timeout = wake_at <= now ? 0 : (int)(wake_at - now > 60000 ? 60000 : wake_at - now);
         if (backoff_ms > 0 && timeout > backoff_ms) {
