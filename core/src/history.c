@@ -5,10 +5,19 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "log.h"
 
 #define HISTORY_BATCH 2000
+
+/* The writer lingers: it waits up to HISTORY_LINGER_MS for HISTORY_LINGER_JOBS records before
+ * writing, so that a busy daemon pays for one SQLite transaction per few hundred finished jobs,
+ * not one per wake-up (each commit writes WAL frames), and the threads that finish jobs do not
+ * wake the writer for every record. The broker holds the records meanwhile; history_flush()
+ * cuts the wait short. */
+#define HISTORY_LINGER_MS   50
+#define HISTORY_LINGER_JOBS 256
 
 struct history {
     store *store;
@@ -20,6 +29,7 @@ struct history {
     size_t n, cap;
     bool stopping;
     bool writing;
+    bool flushing; /* history_flush() waits: no lingering */
     pthread_t thread;
     bool thread_started;
 };
@@ -52,6 +62,18 @@ static void *writer_main(void *arg)
         }
         if (h->n == 0 && h->stopping) {
             break;
+        }
+        if (h->n < HISTORY_LINGER_JOBS && !h->stopping && !h->flushing) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += HISTORY_LINGER_MS * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            while (h->n < HISTORY_LINGER_JOBS && !h->stopping && !h->flushing &&
+                   pthread_cond_timedwait(&h->cond, &h->lock, &until) == 0) {
+            }
         }
         batch = h->queue;
         n = h->n;
@@ -123,7 +145,11 @@ void history_on_final(void *ud, const job *j)
         h->cap = cap;
     }
     h->queue[h->n++] = copy;
-    pthread_cond_signal(&h->cond);
+    /* the writer needs waking for the first record (it sleeps untimed) and when a batch is full
+     * (it lingers on a timer otherwise) */
+    if (h->n == 1 || h->n == HISTORY_LINGER_JOBS) {
+        pthread_cond_signal(&h->cond);
+    }
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -133,10 +159,12 @@ void history_flush(history *h)
         return;
     }
     pthread_mutex_lock(&h->lock);
+    h->flushing = true;
     pthread_cond_signal(&h->cond);
     while (h->n > 0 || h->writing) {
         pthread_cond_wait(&h->flushed, &h->lock);
     }
+    h->flushing = false;
     pthread_mutex_unlock(&h->lock);
 }
 
