@@ -16,11 +16,12 @@
  * scripts with ack-and-fetch-next, see shared/research/queues.md) are Lua on plain types; so is
  * this one.
  *
- * Redis Cluster: every script touches one queue's slot, so the data path is cluster-ready. Three
- * things are not yet: the wake thread's BZPOPMIN spans the slots of several queues (it would need
- * one blocking connection per slot), the global keys (P:queues, P:workers) are read with separate
- * commands (fine) but queue lookups by id probe several slots, and hiredis 0.14 has no cluster
- * client (MOVED/ASK). Unique keys and caller-chosen ids are unique per queue for the same reason.
+ * Redis Cluster: every script touches one queue's slot, with one exception: the rate limits of
+ * job types (P:rates, P:rtat) are global keys read by the exchange script, because a type's limit
+ * must hold across every queue it may be sent to. The rest is not cluster-ready yet either: the
+ * wake thread's BZPOPMIN spans the slots of several queues (it would need one blocking connection
+ * per slot), queue lookups by id probe several slots, and hiredis 0.14 has no cluster client
+ * (MOVED/ASK). Unique keys and caller-chosen ids are unique per queue for the slot's sake.
  *
  * ---------------------------------------------------------------------------------------------
  * Key layout (P = prefix, default "bp", set with the URL parameter prefix=NAME; q = queue name;
@@ -41,10 +42,23 @@
  *   P:{q}:u:<key>      STRING unique key -> id of the live job holding it
  *   P:{q}:marker       ZSET   wake-up marker, one member "w": "work may be waiting in q"
  *   P:{q}:wn:<worker>  ZSET   wake-ups for one worker: "p" (re-arm), "r" (a job was revoked)
+ *   P:{q}:meta         HASH   gc = the queue's cluster-wide cap on leased jobs (absent: none)
+ *   P:{q}:rlp:<type>   ZSET   PENDING jobs of <type> parked by its rate limit (score = their
+ *                             pending score, so they go back to their place); the job's hash
+ *                             says held=<type>
+ *   P:{q}:rlq          ZSET   parked types -> when their next token comes
+ *   P:{q}:events       STREAM capped (~BROKER_EVENTS_MAX) job events, written by the scripts
  *   P:queues           SET    every queue name ever used (for reap, stats, purge, lookups)
  *   P:workers          ZSET   worker id -> last heartbeat ms
- *   P:worker:<id>      HASH   registry entry: host, pid, queues, started, hb, stats (TTL)
+ *   P:worker:<id>      HASH   registry entry: host, pid, queues, started, hb, stats (TTL);
+ *                             offline, why once the reaper declared it lost
+ *   P:workers:off      ZSET   workers declared lost -> when (listed as OFFLINE for an hour)
+ *   P:events           STREAM capped worker events (online, heartbeat, offline)
+ *   P:rates            HASH   job type -> "<interval ms> <tolerance ms> <rate text>"
+ *   P:rtat             HASH   job type -> theoretical arrival time of its next token (GCRA)
  *   P:done             pub/sub channel, "<id> <STATE>" for every job reaching a final state
+ *   P:control          pub/sub channel of inspect/control requests (control_redis.c), answered
+ *                      on P:reply:<request id> lists
  *
  * Job hash fields: d = the job's spec, packed once at enqueue (type, queue, args, priority,
  * created, retry policy, eta, expires, soft limit, unique key, parent: length-prefixed, binary
@@ -68,25 +82,37 @@
  *              unique key, HSET the record, ZADD pending (or scheduled when eta > now) and
  *              expires, ZADD all, and poke the marker once.
  *   exchange   ack N jobs of this worker (final: record result/error, ZADD done, PEXPIRE,
- *              release the unique key, PUBLISH; RETRY: into the retry zset), promote due
- *              scheduled/retry jobs, expire waiting jobs past `expires`, then lease up to n:
- *              ZPOPMIN pending, attempts+1, STARTED, ZADD active <now+lease>, SADD wl. Leaves
- *              the marker set when work remains (the next idle worker wakes - a relay, not a
- *              stampede), and pokes this worker's wn key when it came back short and its wake
- *              thread was not watching the marker. Phase 2 puts the per-type rate limit and the
- *              cluster-wide concurrency cap between the promotion and the ZPOPMIN: they only
- *              lower n.
+ *              release the unique key, PUBLISH; RETRY: into the retry zset; a STARTED notice only
+ *              makes an event), promote due scheduled/retry jobs, expire waiting jobs past
+ *              `expires`, put parked jobs whose type has tokens again back in pending, then lease
+ *              up to n - fewer when the queue's cap (meta gc) leaves less room: ZPOPMIN pending,
+ *              and for each job take a token of its type's rate limit (a job without one is
+ *              parked in rlp:<type>, without counting against n), attempts+1, STARTED, ZADD
+ *              active <now+lease>, SADD wl. Leaves the marker set when work someone can take
+ *              remains (the next idle worker wakes - a relay, not a stampede; not when the queue
+ *              is at its cap: a finishing job sets it then), and pokes this worker's wn key when
+ *              it came back short and its wake thread was not watching the marker.
  *   heartbeat  ZADD XX the lease deadline of every id in the worker's wl set (one command),
- *              store progress, return the worker's running ids that were revoked.
+ *              store progress, return the worker's running ids that were revoked, each with its
+ *              flag ('2': revoked with terminate).
  *   reap       reclaim the leases of workers declared dead and every expired lease: crash+1,
  *              back to pending at its old place, or DEAD after max_crashes (REVOKED if it had
  *              been revoked); promote due jobs; expire waiting ones; purge finished records
  *              past result_ttl. Safe to run from every daemon at once.
  *   release    graceful worker stop: its leases go back to pending without a crash.
- *   revoke     waiting -> REVOKED at once; STARTED -> flag + a wake-up for its worker.
- *   lease_one  lease one given job if it is runnable now.
- *   purge      delete waiting jobs, in batches.
- * Stats, listing and next_due are read-only and run as pipelined plain commands.
+ *   revoke     waiting -> REVOKED at once; STARTED -> flag (terminate or not) + a wake-up for
+ *              its worker.
+ *   lease_one  lease one given job if it is runnable now (a rate limit does not hold it back:
+ *              `run --wait` runs the one job it was asked for).
+ *   purge      delete waiting jobs (parked ones too), in batches.
+ *   worker_beat / worker_gone  the registry entry and its worker-online / heartbeat / offline
+ *              event (these two stand alone, on global keys).
+ * Every queue script ends by appending its events to P:{q}:events: one entry per kind, the job
+ * ids space-separated, so a batch of 32 acks costs one XADD. Numbers handed to redis.call are
+ * passed as text: Redis formats a Lua number with printf("%.17g") on every call, which was the
+ * largest cost of the exchange before.
+ * Stats, listing, limits, events (XREAD over the streams) and next_due (which also reports the
+ * next token of a parked type) are read-only and run as plain or pipelined commands.
  *
  * ---------------------------------------------------------------------------------------------
  * Waking (subscribe / wake_fd / drain_wake)
@@ -155,6 +181,10 @@ static const char lua_head[] =
     "local P = ARGV[1]\n"
     "local NOW = tonumber(ARGV[2])\n"
     "local TTL = tonumber(ARGV[3])\n"
+    /* Numbers handed to redis.call are formatted with printf("%.17g") each time - the largest cost
+       in these scripts once they ran per job. So the hot paths pass strings: NOWS (the caller's
+       text), and the few computed values turned to text once per call. */
+    "local NOWS, TTLS = ARGV[2], ARGV[3]\n"
     "local CHAN = ARGV[4]\n"
     "local WANT_FINAL = ARGV[5] == '1'\n"
     "local SPAN = 4398046511104\n"
@@ -169,7 +199,7 @@ static const char lua_head[] =
     "local EVMAX = " BR_STR(
         BROKER_EVENTS_MAX) "\n"
                            "local function jk(id) return P .. 'j:' .. id end\n"
-                           "local function wake() redis.call('ZADD', P .. 'marker', 0, 'w') end\n"
+                           "local function wake() redis.call('ZADD', P .. 'marker', '0', 'w') end\n"
                            /* Many members in few commands: t is a flat argument list, sent `step`
                               at a time. */
                            "local function bulk(cmd, key, t, step)\n"
@@ -275,7 +305,7 @@ static const char lua_common[] =
     "    local u = P .. 'u:' .. uk\n"
     "    if redis.call('GET', u) == id then redis.call('DEL', u) end\n"
     "  end\n"
-    "  if TTL > 0 then redis.call('PEXPIRE', k, TTL) end\n"
+    "  if TTL > 0 then redis.call('PEXPIRE', k, TTLS) end\n"
     "  ANNOUNCE[#ANNOUNCE + 1] = id .. ' ' .. state\n"
     "  if state == 'SUCCESS' then ev('job-succeeded', id) else ev1(EVNAME[state], id, err) end\n"
     "  if WANT_FINAL and not known then\n"
@@ -287,15 +317,18 @@ static const char lua_common[] =
     /* STARTED for worker w; h = HMGET st exp uk att d cr. With `act`/`wl` tables the lease-set
        updates are batched by the caller. Returns {id, spec, attempts, crashes}: the worker knows
        the rest (its id, now, the lease). */
+    "local LUS = nil\n"
     "local function lease_job(id, k, w, lease, h, act, wl)\n"
     "  local att = (tonumber(h[4] or '0') or 0) + 1\n"
-    "  redis.call('HSET', k, 'st', 'STARTED', 'w', w, 'sa', NOW, 'lu', NOW + lease, 'att', att)\n"
+    "  if not LUS then LUS = string.format('%d', NOW + lease) end\n"
+    "  redis.call('HSET', k, 'st', 'STARTED', 'w', w, 'sa', NOWS, 'lu', LUS, 'att', "
+    "tostring(att))\n"
     "  if act then\n"
-    "    act[#act + 1] = NOW + lease\n"
+    "    act[#act + 1] = LUS\n"
     "    act[#act + 1] = id\n"
     "    wl[#wl + 1] = id\n"
     "  else\n"
-    "    redis.call('ZADD', P .. 'active', NOW + lease, id)\n"
+    "    redis.call('ZADD', P .. 'active', LUS, id)\n"
     "    redis.call('SADD', P .. 'wl:' .. w, id)\n"
     "  end\n"
     "  ev('job-received', id, spec_type(h[5]) or '?')\n"
@@ -314,7 +347,7 @@ static const char lua_common[] =
     "end\n"
     "local function expire_job(id, k, uk)\n"
     "  redis.call('ZREM', P .. 'expires', id)\n"
-    "  finish(id, 'EXPIRED', NOW, uk, {'err', 'expired: not started before its expiry time'})\n"
+    "  finish(id, 'EXPIRED', NOWS, uk, {'err', 'expired: not started before its expiry time'})\n"
     "end\n"
     "local function expire_due(limit)\n"
     "  local ids = redis.call('ZRANGEBYSCORE', P .. 'expires', '-inf', NOW, 'LIMIT', 0, limit)\n"
@@ -435,7 +468,7 @@ static const char lua_enqueue[] =
     "for j = 1, n do\n"
     "  local i = 7 + (j - 1) * 9\n"
     "  local id, uk = ARGV[i], ARGV[i + 1]\n"
-    "  local eta, exp, prio = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])\n"
+    "  local eta, exp, prio = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), ARGV[i + 4]\n"
     "  local ct, att, cr, d = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]\n"
     "  local k = jk(id)\n"
     "  local holder = false\n"
@@ -454,15 +487,15 @@ static const char lua_enqueue[] =
     "  else\n"
     "    if uk ~= '' then redis.call('SET', P .. 'u:' .. uk, id) end\n"
     "    seq = seq + 1\n"
-    "    local sc = (9 - prio) * SPAN + seq\n"
+    "    local sc = string.format('%d', (9 - tonumber(prio)) * SPAN + seq)\n"
     "    local f = {'d', d, 'prio', prio, 'sc', sc, 'st', eta > NOW and 'SCHEDULED' or 'PENDING'}\n"
     "    if eta > 0 then\n"
     "      f[#f + 1] = 'eta'\n"
-    "      f[#f + 1] = eta\n"
+    "      f[#f + 1] = ARGV[i + 2]\n"
     "    end\n"
     "    if exp > 0 then\n"
     "      f[#f + 1] = 'exp'\n"
-    "      f[#f + 1] = exp\n"
+    "      f[#f + 1] = ARGV[i + 3]\n"
     "    end\n"
     "    if uk ~= '' then\n"
     "      f[#f + 1] = 'uk'\n"
@@ -480,14 +513,14 @@ static const char lua_enqueue[] =
     "    all[#all + 1] = ct\n"
     "    all[#all + 1] = id\n"
     "    if eta > NOW then\n"
-    "      sched[#sched + 1] = eta\n"
+    "      sched[#sched + 1] = ARGV[i + 2]\n"
     "      sched[#sched + 1] = id\n"
     "    else\n"
     "      pend[#pend + 1] = sc\n"
     "      pend[#pend + 1] = id\n"
     "    end\n"
     "    if exp > 0 then\n"
-    "      exps[#exps + 1] = exp\n"
+    "      exps[#exps + 1] = ARGV[i + 3]\n"
     "      exps[#exps + 1] = id\n"
     "    end\n"
     "    ev('job-sent', id, spec_type(d) or '?')\n"
@@ -517,9 +550,9 @@ static const char lua_exchange_acks[] =
     "EVW = W\n"
     "for x = 1, nacks do\n"
     "  local id, st, res, err = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]\n"
-    "  local rat, fin, known = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6] == '1'\n"
+    "  local rat, fin, known = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6] == '1'\n"
     "  a = a + 7\n"
-    "  if fin <= 0 then fin = NOW end\n"
+    "  if fin == '0' or fin == '' then fin = NOWS end\n"
     /* A STARTED notice only says a worker thread began running the job: an event, nothing else. */
     "  if st == 'STARTED' then\n"
     "    ev('job-started', id)\n"
@@ -4341,7 +4374,7 @@ static int br_events(broker *base, json_t *cursor, int64_t block_ms, json_t **ou
     char **owned = NULL;
     ev_entry *ents = NULL;
     size_t n_ents = 0, cap_ents = 0, n_streams, argc = 0, n_owned = 0;
-    char t0_id[32];
+    char t0_id[48];
     int rc;
     *out = NULL;
     if (!json_is_object(cursor) || !arr) {
@@ -4366,8 +4399,9 @@ static int br_events(broker *base, json_t *cursor, int64_t block_ms, json_t **ou
         json_object_set_new(cursor, "ids", json_object());
     }
     ids = json_object_get(cursor, "ids");
-    snprintf(t0_id, sizeof t0_id, "%" PRId64 "-0",
-             (int64_t)json_integer_value(json_object_get(cursor, "t0")));
+    /* XREAD is exclusive: the last possible id of the millisecond before t0 includes t0-0 */
+    snprintf(t0_id, sizeof t0_id, "%" PRId64 "-18446744073709551615",
+             (int64_t)json_integer_value(json_object_get(cursor, "t0")) - 1);
     if ((rc = refresh_queues(b, c, err)) != BP_OK || (rc = qsnap_take(b, &s, err)) != BP_OK) {
         goto done;
     }
