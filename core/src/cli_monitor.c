@@ -75,6 +75,26 @@ static void print_event(const json_t *e)
     printf("\n");
 }
 
+static void print_events(const cli_args *a, const json_t *events)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(events, i, e)
+    {
+        if (a->json) {
+            /* JSON Lines: one compact object per event, so a pipe can read it live */
+            char *s = json_dumps(e, JSON_COMPACT);
+            if (s) {
+                printf("%s\n", s);
+                free(s);
+            }
+        } else {
+            print_event(e);
+        }
+    }
+    fflush(stdout);
+}
+
 static int cmd_monitor(cli_args *a, int argc, char **argv)
 {
     app *ap = NULL;
@@ -107,13 +127,23 @@ static int cmd_monitor(cli_args *a, int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     end = run_ms >= 0 ? util_now_ms() + run_ms : INT64_MAX;
-    if (!a->json) {
-        fprintf(stderr, "betpipe monitor: events of the %s broker (Ctrl-C to stop)\n",
-                ap->broker->ops->name);
+    /* The first read places the cursor at "now"; from then on nothing is missed, which the line
+     * on stderr tells whoever waits for the monitor to be ready (scripts, tests). */
+    {
+        json_t *none = NULL;
+        if (ap->broker->ops->events(ap->broker, cursor, 0, &none, &err) != BP_OK) {
+            rc = cli_fail(a, err.code, err.msg);
+            json_decref(cursor);
+            app_close(ap);
+            return rc;
+        }
+        print_events(a, none);
+        json_decref(none);
     }
+    fprintf(stderr, "betpipe monitor: watching the events of the %s broker (Ctrl-C to stop)\n",
+            ap->broker->ops->name);
     while (!monitor_stop) {
-        json_t *events = NULL, *e;
-        size_t i;
+        json_t *events = NULL;
         int64_t left = end - util_now_ms();
         if (left <= 0) {
             break;
@@ -127,20 +157,7 @@ static int cmd_monitor(cli_args *a, int argc, char **argv)
             rc = cli_fail(a, err.code, err.msg);
             break;
         }
-        json_array_foreach(events, i, e)
-        {
-            if (a->json) {
-                /* JSON Lines: one compact object per event, so a pipe can read it live */
-                char *s = json_dumps(e, JSON_COMPACT);
-                if (s) {
-                    printf("%s\n", s);
-                    free(s);
-                }
-            } else {
-                print_event(e);
-            }
-        }
-        fflush(stdout);
+        print_events(a, events);
         json_decref(events);
     }
     json_decref(cursor);
