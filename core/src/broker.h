@@ -76,6 +76,14 @@ typedef struct broker_worker_info {
     int pid;
     json_t *queues; /* {"queue": concurrency, ...}, borrowed */
     int64_t started_ms;
+    /* The leases the worker holds right now (running, waiting for a thread, or finished and not
+     * acked yet), when it knows them; NULL = it does not say. With the list, a backend whose
+     * exchange reply can be lost on the way (Redis: the connection dropped after the script
+     * ran) gives back the leases it recorded for this worker that are not in it: those jobs
+     * never reached the worker and run again at once, instead of staying leased for as long as
+     * the worker lives and renews. Borrowed. */
+    const char *const *held;
+    size_t n_held;
 } broker_worker_info;
 
 /* Counts a reap pass produced (for logs and tests). */
