@@ -674,22 +674,61 @@ static const char lua_exchange_lease[] =
     "return {out, FINALS, acked}\n";
 
 static const char lua_heartbeat[] =
-    /* ARGV 6: worker, lease ms, n progress entries, then per entry: id, fraction, message. Returns
-       {id, revoke flag ('1' or '2': terminate), ...} for the worker's revoked running jobs. */
+    /* ARGV 6: worker, lease ms, n progress entries, then per entry: id, fraction, message; then
+       the number of leases the worker says it holds (-1: it does not say) and their ids. Returns
+       {{id, revoke flag ('1' or '2': terminate), ...}, leases given back}. */
     "local W, LEASE = ARGV[6], tonumber(ARGV[7])\n"
     "local wl = P .. 'wl:' .. W\n"
-    "local dl = NOW + LEASE\n"
-    "local args = {}\n"
+    "local dl = string.format('%d', NOW + LEASE)\n"
+    "local np = tonumber(ARGV[8])\n"
+    "local hp = 9 + 3 * np\n"
+    "local nh = tonumber(ARGV[hp])\n"
+    "local held = nil\n"
+    "if nh >= 0 then\n"
+    "  held = {}\n"
+    "  for x = 1, nh do held[ARGV[hp + x]] = true end\n"
+    "end\n"
+    "local args, lost = {}, {}\n"
     "for _, id in ipairs(redis.call('SMEMBERS', wl)) do\n"
-    "  args[#args + 1] = dl\n"
-    "  args[#args + 1] = id\n"
+    "  if held and not held[id] then\n"
+    "    lost[#lost + 1] = id\n"
+    "  else\n"
+    "    args[#args + 1] = dl\n"
+    "    args[#args + 1] = id\n"
+    "  end\n"
     "end\n"
     "if #args > 0 then\n"
     "  for i = 1, #args, 2000 do\n"
     "    redis.call('ZADD', P .. 'active', 'XX', unpack(args, i, math.min(i + 1999, #args)))\n"
     "  end\n"
     "end\n"
-    "local np = tonumber(ARGV[8])\n"
+    /* Leases recorded for this worker that it does not hold: the exchange that leased them ran,
+       but its reply never reached the worker (the connection dropped). Nobody runs them: they go
+       back to their place, the attempt not counted (or REVOKED if they were revoked meanwhile). */
+    "local given = 0\n"
+    "EVW = W\n"
+    "for _, id in ipairs(lost) do\n"
+    "  local k = jk(id)\n"
+    "  local h = redis.call('HMGET', k, 'st', 'w', 'rv', 'uk', 'prio', 'att', 'exp')\n"
+    "  redis.call('SREM', wl, id)\n"
+    "  if h[1] == 'STARTED' and h[2] == W then\n"
+    "    redis.call('ZREM', P .. 'active', id)\n"
+    "    if h[3] then\n"
+    "      redis.call('SREM', P .. 'rvk', id)\n"
+    "      redis.call('HDEL', k, 'rv')\n"
+    "      finish(id, 'REVOKED', NOWS, h[4], {'err', 'revoked while its lease was lost in "
+    "flight'})\n"
+    "    else\n"
+    "      local att = (tonumber(h[6] or '1') or 1) - 1\n"
+    "      redis.call('HSET', k, 'att', tostring(att > 0 and att or 0))\n"
+    "      to_pending(id, tonumber(h[5]) or 5, true)\n"
+    "      local exp = tonumber(h[7] or '0') or 0\n"
+    "      if exp > 0 then redis.call('ZADD', P .. 'expires', h[7], id) end\n"
+    "      ev1('job-requeued', id, 'its lease never reached worker ' .. W .. ' (reply lost)')\n"
+    "      given = given + 1\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
     "for x = 0, np - 1 do\n"
     "  local id = ARGV[9 + 3 * x]\n"
     "  if redis.call('SISMEMBER', wl, id) == 1 then\n"
@@ -701,7 +740,9 @@ static const char lua_heartbeat[] =
     "  rv[#rv + 1] = id\n"
     "  rv[#rv + 1] = redis.call('HGET', jk(id), 'rv') or '1'\n"
     "end\n"
-    "return rv\n";
+    "if given > 0 then wake() end\n"
+    "announce()\n"
+    "return {rv, given, FINALS}\n";
 
 static const char lua_reap[] =
     /* ARGV 6: max crashes, limit, n dead workers, then their ids. Returns {requeued, dead,
@@ -2777,6 +2818,7 @@ static int br_heartbeat(broker *base, const broker_worker_info *w, const json_t 
     size_t total = 0, nscript = 0;
     char *queues_text = NULL, *stats_text = NULL, *data_text = NULL;
     args beat = {0};
+    job_list finals = {0};
     int64_t now = util_now_ms();
     json_t *revoked = NULL;
     bool rekey = false;
@@ -2876,6 +2918,12 @@ static int br_heartbeat(broker *base, const broker_worker_info *w, const json_t 
             a->l[np_slot] = a->l[a->n - 1];
             a->n--;
         }
+        /* what the worker holds (every queue's script sees the whole list: a lease whose reply
+         * was lost is in no local map) */
+        args_addi(a, w->held ? (int64_t)w->n_held : -1);
+        for (size_t k = 0; w->held && k < w->n_held; k++) {
+            args_add(a, w->held[k]);
+        }
         if (a->oom) {
             rc = bp_err(err, BP_E_NOMEM, "out of memory");
             goto done;
@@ -2957,13 +3005,29 @@ static int br_heartbeat(broker *base, const broker_worker_info *w, const json_t 
             goto done;
         }
     }
-    /* {id, flag, ...}: flag '2' is a revoke with terminate */
+    /* {{id, flag, ...}, leases given back, finals}: flag '2' is a revoke with terminate */
     for (size_t k = 0; k < nscript; k++) {
-        for (size_t e = 0; rs[k]->type == REDIS_REPLY_ARRAY && e + 1 < rs[k]->elements; e += 2) {
-            const redisReply *flag = rs[k]->element[e + 1];
+        const redisReply *r = rs[k], *rv;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+            r->element[0]->type != REDIS_REPLY_ARRAY) {
+            rc = bp_err(err, BP_E_INTERNAL, "heartbeat: unexpected reply from the script");
+            goto done;
+        }
+        rv = r->element[0];
+        for (size_t e = 0; e + 1 < rv->elements; e += 2) {
+            const redisReply *flag = rv->element[e + 1];
             bool terminate = flag->type == REDIS_REPLY_STRING && strcmp(flag->str, "2") == 0;
-            json_array_append_new(revoked, json_pack("{s:s, s:b}", "id", rs[k]->element[e]->str,
+            json_array_append_new(revoked, json_pack("{s:s, s:b}", "id", rv->element[e]->str,
                                                      "terminate", terminate));
+        }
+        if (r->element[1]->integer > 0) {
+            log_warn("broker",
+                     "heartbeat gave back %lld lease(s) of worker %s that never reached it (an "
+                     "exchange reply was lost); those jobs run again",
+                     (long long)r->element[1]->integer, w->id);
+        }
+        if ((rc = take_finals(r->element[2], &finals, err)) != BP_OK) {
+            goto done;
         }
     }
 done:
@@ -2984,6 +3048,7 @@ done:
     free(data_text);
     args_free(&beat);
     qsnap_free(&s);
+    emit_finals(b, &finals);
     if (rc != BP_OK) {
         json_decref(revoked);
         return rc;

@@ -229,7 +229,11 @@ static void *inline_heartbeat(void *arg)
     inline_hb *hb = arg;
     app *a = hb->app;
     json_t *queues = json_object();
-    broker_worker_info wi = {a->worker_id, a->hostname, (int)getpid(), queues, util_now_ms()};
+    broker_worker_info wi = {.id = a->worker_id,
+                             .host = a->hostname,
+                             .pid = (int)getpid(),
+                             .queues = queues,
+                             .started_ms = util_now_ms()};
     pthread_mutex_lock(&hb->lock);
     while (!hb->stop) {
         struct timespec until;

@@ -438,6 +438,9 @@ static void do_heartbeat(pool *p)
     json_t *progress = json_object(), *revoked = NULL, *stats = pool_stats(p), *queues;
     broker_worker_info wi;
     bp_error err = {0};
+    char(*held)[BP_JOB_ID_SIZE] = NULL;
+    const char **held_ids = NULL;
+    size_t n_held = 0;
     int rc;
 
     pthread_mutex_lock(&p->lock);
@@ -450,10 +453,37 @@ static void do_heartbeat(pool *p)
             t->progress_dirty = false;
         }
     }
+    /* Every lease this daemon holds: leased tasks (queued or running) and finished jobs whose
+     * ack has not gone out. A lease the broker recorded for us that is not among them never
+     * reached us (an exchange reply was lost) and the broker gives it back. The dispatcher is
+     * the only thread that exchanges, so nothing is leased between this list and the beat. */
+    held = malloc((p->n_running + p->n_acks + 1) * sizeof *held);
+    held_ids = malloc((p->n_running + p->n_acks + 1) * sizeof *held_ids);
+    if (held && held_ids) {
+        for (size_t i = 0; i < p->n_running; i++) {
+            util_strlcpy(held[n_held++], p->running[i]->job->id, sizeof held[0]);
+        }
+        for (size_t i = 0; i < p->n_acks; i++) {
+            if (p->acks[i].out.state != JOB_STARTED) {
+                util_strlcpy(held[n_held++], p->acks[i].id, sizeof held[0]);
+            }
+        }
+        for (size_t i = 0; i < n_held; i++) {
+            held_ids[i] = held[i];
+        }
+    }
     pthread_mutex_unlock(&p->lock);
 
-    wi = (broker_worker_info){p->worker_id, p->hostname, (int)getpid(), queues, p->started_ms};
+    wi = (broker_worker_info){.id = p->worker_id,
+                              .host = p->hostname,
+                              .pid = (int)getpid(),
+                              .queues = queues,
+                              .started_ms = p->started_ms,
+                              .held = held && held_ids ? held_ids : NULL,
+                              .n_held = n_held};
     rc = p->b->ops->heartbeat(p->b, &wi, stats, progress, &revoked, &err);
+    free(held);
+    free(held_ids);
     if (rc != BP_OK) {
         log_warn("pool", "heartbeat failed: %s", err.msg);
     } else {

@@ -1719,3 +1719,53 @@ Test(broker_redis_restart, aof_kill9_mid_run_loses_nothing, .init = setup_aof, .
 {
     restart_mid_run(true);
 }
+
+/* A lease whose exchange reply was lost (the script ran, the connection dropped before the
+ * reply arrived) is in the broker but not in the worker. The worker's heartbeat lists what it
+ * holds, and the broker gives back the rest at once instead of renewing it for as long as the
+ * worker lives - which would leave the job stuck. */
+Test(broker_redis_leases, heartbeat_gives_back_leases_the_worker_never_received, .init = setup,
+     .fini = teardown)
+{
+    char a[BP_JOB_ID_SIZE], b[BP_JOB_ID_SIZE];
+    const char *held[] = {a};
+    json_t *queues = json_pack("{s:i}", "q_lost", 2), *revoked = NULL;
+    broker_worker_info w = {.id = "w-lost",
+                            .host = "testhost",
+                            .pid = 1,
+                            .queues = queues,
+                            .started_ms = util_now_ms(),
+                            .held = held,
+                            .n_held = 1};
+    bp_error err = {0};
+    size_t n = 0;
+    job **v;
+    put_new(&T, "q_lost", a);
+    put_new(&T, "q_lost", b);
+    v = take(&T, "w-lost", "q_lost", 2, &n);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(v[0]->id, a);
+    free_jobs(v, n);
+    /* the worker only ever saw `a` */
+    cr_assert_eq(T.b->ops->heartbeat(T.b, &w, NULL, NULL, &revoked, &err), BP_OK, "%s", err.msg);
+    json_decref(revoked);
+    cr_assert_eq(state_of(&T, a), JOB_STARTED, "the held lease is renewed");
+    cr_assert_eq(state_of(&T, b), JOB_PENDING, "the lost one is given back");
+    {
+        job *j = NULL;
+        cr_assert_eq(T.b->ops->get(T.b, b, &j, &err), BP_OK);
+        cr_assert_eq(j->attempts, 0, "a run that never happened is not counted");
+        cr_assert_eq(j->crashes, 0, "nor is it a crash");
+        job_free(j);
+    }
+    v = take(&T, "another", "q_lost", 2, &n);
+    cr_assert_eq(n, 1, "another worker gets it at once");
+    cr_assert_str_eq(v[0]->id, b);
+    free_jobs(v, n);
+    /* a worker that does not say what it holds keeps the old behaviour: everything renewed */
+    w.held = NULL;
+    cr_assert_eq(T.b->ops->heartbeat(T.b, &w, NULL, NULL, &revoked, &err), BP_OK, "%s", err.msg);
+    json_decref(revoked);
+    cr_assert_eq(state_of(&T, a), JOB_STARTED);
+    json_decref(queues);
+}

@@ -325,7 +325,8 @@ void bsuite_revoke(const bsuite_env *env)
     bp_error err = {0};
     job **got = NULL;
     json_t *revoked = NULL, *queues = json_object();
-    broker_worker_info wi = {W1, "test-host", 1, queues, util_now_ms()};
+    broker_worker_info wi = {
+        .id = W1, .host = "test-host", .pid = 1, .queues = queues, .started_ms = util_now_ms()};
 
     running->priority = 9;
     delayed->eta_ms = util_now_ms() + 3600 * 1000;
@@ -445,7 +446,11 @@ void bsuite_worker_timeout(const bsuite_env *env)
     bp_error err = {0};
     broker_reap_report rep = {0};
     /* a worker on another host: only its heartbeat can tell it is gone */
-    broker_worker_info wi = {"far-host:99:x", "far-host", 99, queues, util_now_ms()};
+    broker_worker_info wi = {.id = "far-host:99:x",
+                             .host = "far-host",
+                             .pid = 99,
+                             .queues = queues,
+                             .started_ms = util_now_ms()};
     char id[BP_JOB_ID_SIZE];
     broker_options_default(&o);
     o.lease_ms = 3600 * 1000; /* the lease alone would keep it for an hour */
@@ -742,7 +747,8 @@ void bsuite_wake_on_enqueue(const bsuite_env *env)
 static void heartbeat_revoked(broker *b, const char *worker, json_t **out)
 {
     json_t *queues = json_object();
-    broker_worker_info wi = {worker, "test-host", 1, queues, util_now_ms()};
+    broker_worker_info wi = {
+        .id = worker, .host = "test-host", .pid = 1, .queues = queues, .started_ms = util_now_ms()};
     bp_error err = {0};
     cr_assert_eq(b->ops->heartbeat(b, &wi, NULL, NULL, out, &err), BP_OK, "%s", err.msg);
     json_decref(queues);

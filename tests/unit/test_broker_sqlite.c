@@ -72,7 +72,11 @@ Test(sqlite, dead_pid_reclaimed_at_once)
     o.lease_ms = 3600 * 1000;
     o.worker_timeout_ms = 3600 * 1000;
     b = open_sqlite(&o);
-    broker_worker_info wi = {"dead-worker", host, (int)child, queues, util_now_ms()};
+    broker_worker_info wi = {.id = "dead-worker",
+                             .host = host,
+                             .pid = (int)child,
+                             .queues = queues,
+                             .started_ms = util_now_ms()};
     int status;
     cr_assert_eq(b->ops->enqueue(b, &j, 1, &status, &err), BP_OK);
     cr_assert_eq(b->ops->heartbeat(b, &wi, NULL, NULL, &revoked, &err), BP_OK, "%s", err.msg);
