@@ -19,6 +19,7 @@
 #include "client.h"
 #include "daemon.h"
 #include "exec.h"
+#include "isolate.h"
 #include "log.h"
 #include "util.h"
 
@@ -958,6 +959,30 @@ static int cmd_daemon(cli_args *a, int argc, char **argv)
 }
 
 /* ============================================================================================
+ * __exec-job: the child side of an isolated job (isolate.h); not listed in --help
+ * ========================================================================================== */
+
+static const cli_opt exec_job_opts[] = {
+    {"max-memory", true, "BYTES  cap the address space (RLIMIT_AS)"},
+};
+
+static int cmd_exec_job(cli_args *a, int argc, char **argv)
+{
+    const char *mem = cli_opt_value(a, "max-memory");
+    (void)argc;
+    (void)argv;
+    if (mem) {
+        int64_t bytes;
+        bp_error err = {0};
+        if (util_parse_int64(mem, 1, INT64_MAX, "--max-memory", &bytes, &err) != BP_OK ||
+            isolate_limit_memory(bytes) != BP_OK) {
+            return cli_fail(a, BP_E_INVAL, err.msg[0] ? err.msg : "cannot set --max-memory");
+        }
+    }
+    return isolate_child_main(&a->ov);
+}
+
+/* ============================================================================================
  * The command table and help
  * ========================================================================================== */
 
@@ -995,10 +1020,15 @@ static const cli_command cmd_config_entry = {
     "config", "config check", "validate the configuration and show the effective values", NULL,
     0,        cmd_config};
 
+static const cli_command cmd_exec_job_entry = {"__exec-job", "__exec-job",
+                                               "run one job read from stdin (isolation child)",
+                                               CLI_OPTS(exec_job_opts), cmd_exec_job};
+
 static const cli_command *const commands[] = {
-    &cmd_daemon_entry, &cmd_run_entry,       &cmd_task_entry,      &cmd_status_entry,
-    &cmd_jobs_entry,   &cmd_purge_entry,     &cmd_revoke_entry,    &cmd_plugins_entry,
-    &cmd_config_entry, &cli_inspect_command, &cli_control_command, &cli_cache_command,
+    &cmd_exec_job_entry, &cmd_daemon_entry, &cmd_run_entry,       &cmd_task_entry,
+    &cmd_status_entry,   &cmd_jobs_entry,   &cmd_purge_entry,     &cmd_revoke_entry,
+    &cmd_plugins_entry,  &cmd_config_entry, &cli_inspect_command, &cli_control_command,
+    &cli_cache_command,
 };
 
 static void print_opts(const cli_opt *opts, int n)
@@ -1013,7 +1043,9 @@ static void print_help(void)
     printf("betpipe %s - sports-betting analytics pipeline: jobs, queues, plugins\n\n", BP_VERSION);
     printf("usage: betpipe [global options] COMMAND [options]\n\ncommands:\n");
     for (size_t i = 0; i < BP_ARRAY_LEN(commands); i++) {
-        printf("  %-24s %s\n", commands[i]->usage, commands[i]->summary);
+        if (strncmp(commands[i]->name, "__", 2) != 0) {
+            printf("  %-24s %s\n", commands[i]->usage, commands[i]->summary);
+        }
     }
     printf("\nglobal options (accepted before or after the command):\n");
     print_opts(global_opts, (int)BP_ARRAY_LEN(global_opts));
