@@ -1446,7 +1446,9 @@ static int odds_incoming(op *o, int64_t match_id, const bp_odds_quote *quotes, s
         r->captured = q->captured_ms;
         r->idx = (uint32_t)i;
     }
-    qsort(b->in, n, sizeof *b->in, cmp_row_sort);
+    if (n > 1) {
+        qsort(b->in, n, sizeof *b->in, cmp_row_sort);
+    }
     return BP_OK;
 }
 
@@ -1479,7 +1481,9 @@ static int odds_stored(op *o, int64_t match_id, size_t *out_n, bp_error *err)
         return step_err(o, st, step, "read odds", err);
     }
     sqlite3_reset(st);
-    qsort(b->ex, n, sizeof *b->ex, cmp_row_sort);
+    if (n > 1) {
+        qsort(b->ex, n, sizeof *b->ex, cmp_row_sort);
+    }
     *out_n = n;
     return BP_OK;
 }
