@@ -149,7 +149,7 @@ static int toa_get(toa_run *r, const char *path, const toa_param *p, size_t n, i
         return bp_err(err, BP_E_CANCELLED, "cancelled");
     }
     if (!toa_quota_allows(&r->quota, cost + r->reserve)) {
-        char msg[256];
+        char msg[BP_ERROR_MSG_MAX];
         snprintf(msg, sizeof msg,
                  "not enough credits for %s: it costs %lld, %lld are left and %lld are kept in "
                  "reserve (credit_reserve)",

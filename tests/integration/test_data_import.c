@@ -6,6 +6,7 @@
  * and CSVs over HTTP from a loopback server (season from the URL, an HTML page, a 404, a body
  * cut short).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -394,4 +395,62 @@ Test(data_import, csv_over_http_season_from_url_html_404_and_truncated)
     free(csv);
     free(html);
     bpt_http_stop(srv);
+}
+
+typedef struct stored_ctx {
+    const char *db;
+} stored_ctx;
+
+static int64_t count_sql(const char *db_path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+static bool some_file_stored(void *ud)
+{
+    stored_ctx *c = ud;
+    return count_sql(c->db, "SELECT count(*) FROM matches") > 0;
+}
+
+Test(data_import, revoked_midway_keeps_whole_files_only)
+{
+    char db[1024], id[BP_JOB_ID_SIZE];
+    pid_t d = bpt_daemon_start(dd, NULL);
+    app *a = bpt_app_open(dd);
+    stored_ctx ctx = {db};
+    snprintf(db, sizeof db, "%s/betpipe.db", dd);
+    bpt_enqueue(a, "data.import", "{}", id);
+    /* revoke once the first files are committed, while the rest is being imported */
+    cr_assert(bpt_wait_for(some_file_stored, &ctx, 60000), "nothing was imported");
+    bpt_result r = bpt_betpipe(dd, "revoke", id, NULL);
+    cr_assert_eq(r.exit_code, 0, "%s", r.err);
+    bpt_result_free(&r);
+    job *j = bpt_wait_final(a, id, 60000);
+    cr_assert(j, "the import did not stop");
+    cr_assert_eq(j->state, JOB_REVOKED, "state %s: %s", job_state_name(j->state),
+                 j->error ? j->error : "");
+    job_free(j);
+    app_close(a);
+    cr_assert_eq(bpt_stop(d, SIGTERM, 20000), 0);
+
+    /* every season is there whole or not at all */
+    int64_t partial = count_sql(
+        db, "SELECT count(*) FROM (SELECT count(*) AS n FROM matches GROUP BY season_id) "
+            "WHERE n NOT IN (306, 380)");
+    int64_t total = count_sql(db, "SELECT count(*) FROM matches");
+    cr_assert_eq(partial, 0, "a season was left half imported");
+    cr_assert(total > 0 && total < 14544, "%lld matches: the import stopped midway",
+              (long long)total);
+    cr_assert_eq(count_sql(db, "SELECT count(*) FROM odds o LEFT JOIN matches m ON m.id = "
+                               "o.match_id WHERE m.id IS NULL"),
+                 0);
 }
