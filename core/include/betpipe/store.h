@@ -227,9 +227,11 @@ struct bp_store_api {
     int (*list_teams)(const bp_host *h, int64_t league_id, json_t **out_teams, bp_error *err);
 
     /* -- domain: matches and odds ------------------------------------------------------------ */
-    /* Insert or update one match. It is found by the source's external_id when that is already
-     * known, else by (season, home, away); the external id is remembered. The season is created
-     * when new. *out_match_id / *out_outcome may be NULL. BP_E_INVAL names a bad field. */
+    /* Insert or update one match, identified by (season, home, away) - a league plays each
+     * ordered pairing once a season. The source's external_id, when given, is remembered for
+     * find_match (an id newly learnt counts as an update). The season is created when new; both
+     * teams must belong to league_id. *out_match_id / *out_outcome may be NULL. BP_E_INVAL
+     * names a bad field and changes nothing. */
     int (*upsert_match)(const bp_host *h, bp_store_batch *batch, const bp_match_rec *rec,
                         int64_t *out_match_id, int32_t *out_outcome, bp_error *err);
     /* The match a source's own id stands for; BP_E_NOTFOUND when unknown. */
