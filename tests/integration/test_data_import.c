@@ -443,9 +443,9 @@ Test(data_import, revoked_midway_keeps_whole_files_only)
     cr_assert_eq(bpt_stop(d, SIGTERM, 20000), 0);
 
     /* every season is there whole or not at all */
-    int64_t partial = count_sql(
-        db, "SELECT count(*) FROM (SELECT count(*) AS n FROM matches GROUP BY season_id) "
-            "WHERE n NOT IN (306, 380)");
+    int64_t partial =
+        count_sql(db, "SELECT count(*) FROM (SELECT count(*) AS n FROM matches GROUP BY season_id) "
+                      "WHERE n NOT IN (306, 380)");
     int64_t total = count_sql(db, "SELECT count(*) FROM matches");
     cr_assert_eq(partial, 0, "a season was left half imported");
     cr_assert(total > 0 && total < 14544, "%lld matches: the import stopped midway",
