@@ -102,6 +102,13 @@ static void copy_file(const char *from, const char *to)
     cr_assert(text, "cannot read %s", from);
     snprintf(dir, sizeof dir, "%s", to);
     *strrchr(dir, '/') = '\0';
+    for (char *p = dir + 1; *p; p++) { /* mkdir -p */
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(dir, 0755);
+            *p = '/';
+        }
+    }
     mkdir(dir, 0755);
     f = fopen(to, "wb");
     cr_assert(f, "cannot write %s", to);
@@ -453,4 +460,35 @@ Test(data_import, revoked_midway_keeps_whole_files_only)
     cr_assert_eq(count_sql(db, "SELECT count(*) FROM odds o LEFT JOIN matches m ON m.id = "
                                "o.match_id WHERE m.id IS NULL"),
                  0);
+}
+
+Test(data_import, default_source_config_then_environment_then_bundled)
+{
+    char cfg[1024], other[1200];
+    bundled("E0/2023-24.csv", "env/E0/2023-24.csv");
+    bundled("D1/2023-24.csv", "cfg/D1/2023-24.csv");
+    snprintf(other, sizeof other, "%s/env", src);
+    setenv("BETPIPE_DATA_SOURCE", other, 1);
+    json_t *rec = run_import("{}");
+    cr_assert_str_eq(state_of(rec), "SUCCESS", "%s",
+                     json_string_value(json_object_get(rec, "error")));
+    json_t *res = json_object_get(rec, "result");
+    cr_assert_str_eq(json_string_value(json_object_get(res, "source_from")), "BETPIPE_DATA_SOURCE");
+    cr_assert_eq(json_integer_value(json_object_get(res, "files")), 1);
+    cr_assert_eq(count(rec, "matches", "inserted"), 380);
+    json_decref(rec);
+
+    snprintf(cfg, sizeof cfg, "%s/betpipe.json", dd);
+    FILE *f = fopen(cfg, "w");
+    cr_assert(f);
+    fprintf(f, "{\"plugins\": {\"config\": {\"data\": {\"source\": \"file://%s/cfg\"}}}}", src);
+    fclose(f);
+    rec = run_import("{}");
+    cr_assert_str_eq(state_of(rec), "SUCCESS", "%s",
+                     json_string_value(json_object_get(rec, "error")));
+    res = json_object_get(rec, "result");
+    cr_assert(strstr(json_string_value(json_object_get(res, "source_from")), "config"));
+    cr_assert_eq(count(rec, "matches", "inserted"), 306, "the config wins over the environment");
+    json_decref(rec);
+    unsetenv("BETPIPE_DATA_SOURCE");
 }
