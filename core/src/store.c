@@ -263,6 +263,9 @@ static int migrate(store_conn *c, const char *path, bp_error *err)
             return rc;
         }
         rc = exec_sql(c->db, m->sql, m->name, err);
+        for (size_t k = 0; rc == BP_OK && m->more && m->more[k]; k++) {
+            rc = exec_sql(c->db, m->more[k], m->name, err);
+        }
         if (rc == BP_OK) {
             snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d", m->version);
             rc = exec_sql(c->db, pragma, "set schema version", err);
