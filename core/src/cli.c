@@ -15,11 +15,13 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "beat.h"
 #include "cli_util.h"
 #include "client.h"
 #include "daemon.h"
 #include "exec.h"
 #include "log.h"
+#include "schedule.h"
 #include "util.h"
 
 /* ============================================================================================
@@ -877,6 +879,40 @@ static int cmd_plugins(cli_args *a, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* The beat's part of `config check`: which schedule files, and as problems every file that does
+ * not load and every enabled entry that cannot run here (a job type not loaded, bad args). */
+static void add_schedule_report(app *ap, json_t *report, json_t *problems)
+{
+    schedule_set *set = NULL;
+    bp_error err = {0};
+    size_t i;
+    json_t *p;
+    if (schedule_load_for(ap->cfg, &set, &err) != BP_OK) {
+        json_array_append_new(problems,
+                              json_pack("{s:s, s:s}", "beat", "config", "error", err.msg));
+        return;
+    }
+    beat_check_entries(ap, set);
+    json_object_set_new(report, "beat",
+                        json_pack("{s:b, s:s, s:O, s:i}", "enabled", schedule_beat_enabled(ap->cfg),
+                                  "schedules", set->source, "files", set->files, "entries",
+                                  (int)set->n));
+    json_array_foreach(set->problems, i, p)
+    {
+        json_array_append_new(problems,
+                              json_pack("{s:O, s:O}", "schedule", json_object_get(p, "file"),
+                                        "error", json_object_get(p, "error")));
+    }
+    for (i = 0; i < set->n; i++) {
+        const schedule_entry *e = &set->entries[i];
+        if (e->enabled && e->problem) {
+            json_array_append_new(problems, json_pack("{s:s, s:s, s:s}", "schedule_entry", e->name,
+                                                      "schedule", e->file, "error", e->problem));
+        }
+    }
+    schedule_set_free(set);
+}
+
 static int cmd_config(cli_args *a, int argc, char **argv)
 {
     app *ap = NULL;
@@ -905,6 +941,7 @@ static int cmd_config(cli_args *a, int argc, char **argv)
         }
     }
     json_object_set_new(report, "job_types", registry_names(ap->reg, REGISTRY_JOB));
+    add_schedule_report(ap, report, problems);
     json_object_set_new(report, "problems", problems);
     if (a->json) {
         cli_print_json(report);
@@ -975,6 +1012,12 @@ static const cli_command commands[] = {
      cmd_config},
 };
 
+/* Commands that live in files of their own (cli_<area>.c); C has no constant copy of an
+ * object, so they are listed by address. */
+static const cli_command *const external_commands[] = {
+    &cli_schedule_command,
+};
+
 static void print_opts(const cli_opt *opts, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -988,6 +1031,9 @@ static void print_help(void)
     printf("usage: betpipe [global options] COMMAND [options]\n\ncommands:\n");
     for (size_t i = 0; i < BP_ARRAY_LEN(commands); i++) {
         printf("  %-24s %s\n", commands[i].usage, commands[i].summary);
+    }
+    for (size_t i = 0; i < BP_ARRAY_LEN(external_commands); i++) {
+        printf("  %-24s %s\n", external_commands[i]->usage, external_commands[i]->summary);
     }
     printf("\nglobal options (accepted before or after the command):\n");
     print_opts(global_opts, (int)BP_ARRAY_LEN(global_opts));
@@ -1034,6 +1080,11 @@ int cli_main(int argc, char **argv)
     for (size_t c = 0; c < BP_ARRAY_LEN(commands); c++) {
         if (strcmp(commands[c].name, argv[i]) == 0) {
             cmd = &commands[c];
+        }
+    }
+    for (size_t c = 0; c < BP_ARRAY_LEN(external_commands); c++) {
+        if (strcmp(external_commands[c]->name, argv[i]) == 0) {
+            cmd = external_commands[c];
         }
     }
     if (strcmp(argv[i], "help") == 0) {

@@ -57,6 +57,9 @@ typedef struct cli_command {
 
 #define CLI_OPTS(x) (x), (int)(sizeof(x) / sizeof((x)[0]))
 
+/* Commands defined in their own files. */
+extern const cli_command cli_schedule_command; /* cli_schedule.c */
+
 typedef struct app app;
 /* Open the instance parts a command needs (APP_* of app.h; APP_QUIET is added). On failure the
  * message is printed and the exit code returned; 0 on success. */
