@@ -541,7 +541,8 @@ static int adopt(beat *b, const schedule_set *old, const entry_state *old_state,
         if (!st[i].active) {
             continue;
         }
-        if (prev && old_state[prev - old->entries].active && prev->is_cron == e->is_cron &&
+        if (prev && old_state && old_state[prev - old->entries].active &&
+            prev->is_cron == e->is_cron &&
             (e->is_cron ? strcmp(prev->cron.text, e->cron.text) == 0 && prev->zone == e->zone
                         : prev->every_ms == e->every_ms)) {
             st[i].next_ms = old_state[prev - old->entries].next_ms;
