@@ -11,7 +11,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="$ROOT/build-bench"
 ENTRIES="${ENTRIES:-10}"; DURATION="${DURATION:-30}"; DAEMONS="${DAEMONS:-2}"; RUNS="${RUNS:-1}"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DBP_BUILD_TESTS=OFF -DBP_WERROR=OFF >/dev/null
-cmake --build "$BUILD" -j2 >/dev/null
+cmake --build "$BUILD" -j2 >/dev/null 2>"$BUILD/beat-build.log" || { cat "$BUILD/beat-build.log"; exit 1; }
 echo "# $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%dT%H:%MZ)"
 for run in $(seq 1 "$RUNS"); do
     dir="$(mktemp -d /tmp/bench-beat-XXXXXX)"
