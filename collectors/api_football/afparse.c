@@ -157,7 +157,17 @@ int64_t af_quota_pause_ms(const af_quota *q, int64_t now_ms, int64_t reserve)
 /* Copy a message into a fixed buffer. */
 static void set_text(char *dst, size_t len, const char *src)
 {
-    snprintf(dst, len, "%s", src ? src : "");
+    size_t n = src ? strlen(src) : 0;
+    if (len == 0) {
+        return;
+    }
+    if (n >= len) {
+        n = len - 1; /* truncation is fine: it is a message */
+    }
+    if (n) {
+        memcpy(dst, src, n);
+    }
+    dst[n] = '\0';
 }
 
 /* Which `errors` key matters most: the ones that change what the collector does first. */

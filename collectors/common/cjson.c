@@ -90,7 +90,7 @@ static int lookup(const json_t *obj, const char *key, const char *path, int how,
                   bp_error *err)
 {
     char p[CJ_PATH_MAX];
-    const json_t *v;
+    const json_t *v = NULL;
     if (!json_is_object(obj)) {
         return bp_err(err, BP_E_INVAL, "%s: expected an object, got %s",
                       path && *path ? path : "(top level)", obj ? cj_type_name(obj) : "nothing");
@@ -122,7 +122,7 @@ static int wrong(const char *path, const char *key, const char *expected, const 
 int cj_object(const json_t *obj, const char *key, const char *path, int how, const json_t **out,
               bp_error *err)
 {
-    const json_t *v;
+    const json_t *v = NULL;
     int rc = lookup(obj, key, path, how, &v, err);
     if (rc != BP_OK) {
         return rc;
@@ -137,7 +137,7 @@ int cj_object(const json_t *obj, const char *key, const char *path, int how, con
 int cj_array(const json_t *obj, const char *key, const char *path, int how, const json_t **out,
              bp_error *err)
 {
-    const json_t *v;
+    const json_t *v = NULL;
     int rc = lookup(obj, key, path, how, &v, err);
     if (rc != BP_OK) {
         return rc;
@@ -152,7 +152,7 @@ int cj_array(const json_t *obj, const char *key, const char *path, int how, cons
 int cj_string(const json_t *obj, const char *key, const char *path, int how, const char **out,
               bp_error *err)
 {
-    const json_t *v;
+    const json_t *v = NULL;
     int rc = lookup(obj, key, path, how, &v, err);
     if (rc != BP_OK) {
         return rc;
@@ -167,7 +167,7 @@ int cj_string(const json_t *obj, const char *key, const char *path, int how, con
 int cj_int(const json_t *obj, const char *key, const char *path, int how, int64_t *out,
            bp_error *err)
 {
-    const json_t *v;
+    const json_t *v = NULL;
     int rc = lookup(obj, key, path, how, &v, err);
     if (rc != BP_OK) {
         return rc;
@@ -189,7 +189,7 @@ int cj_int(const json_t *obj, const char *key, const char *path, int how, int64_
 int cj_int32(const json_t *obj, const char *key, const char *path, int how, int32_t *out,
              bp_error *err)
 {
-    int64_t v;
+    int64_t v = 0;
     int rc = cj_int(obj, key, path, how, &v, err);
     if (rc != BP_OK) {
         return rc;
@@ -205,7 +205,7 @@ int cj_int32(const json_t *obj, const char *key, const char *path, int how, int3
 
 int cj_bool(const json_t *obj, const char *key, const char *path, int how, bool *out, bp_error *err)
 {
-    const json_t *v;
+    const json_t *v = NULL;
     int rc = lookup(obj, key, path, how, &v, err);
     if (rc != BP_OK) {
         return rc;
@@ -220,7 +220,7 @@ int cj_bool(const json_t *obj, const char *key, const char *path, int how, bool 
 int cj_number(const json_t *obj, const char *key, const char *path, int how, double *out,
               bp_error *err)
 {
-    const json_t *v;
+    const json_t *v = NULL;
     int rc = lookup(obj, key, path, how, &v, err);
     if (rc != BP_OK) {
         return rc;
@@ -235,7 +235,7 @@ int cj_number(const json_t *obj, const char *key, const char *path, int how, dou
 int cj_decimal(const json_t *obj, const char *key, const char *path, int how, double *out,
                bp_error *err)
 {
-    const json_t *v;
+    const json_t *v = NULL;
     int rc = lookup(obj, key, path, how, &v, err);
     if (rc != BP_OK) {
         return rc;
@@ -253,7 +253,7 @@ int cj_decimal(const json_t *obj, const char *key, const char *path, int how, do
 int cj_time(const json_t *obj, const char *key, const char *path, int how, int64_t *out_ms,
             bp_error *err)
 {
-    const json_t *v;
+    const json_t *v = NULL;
     int rc = lookup(obj, key, path, how, &v, err);
     if (rc != BP_OK) {
         return rc;

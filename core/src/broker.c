@@ -39,11 +39,7 @@ int broker_open(const char *url, const char *data_dir, const broker_options *opt
     }
     if (util_str_starts_with(url, "redis://") || util_str_starts_with(url, "rediss://") ||
         util_str_starts_with(url, "unix://")) {
-        (void)opts;
-        return bp_err(err, BP_E_CONFIG,
-                      "broker URL '%s': the Redis backend is not part of this "
-                      "build yet",
-                      url);
+        return broker_redis_open(url, opts, out, err);
     }
     if (url[0] == '/') {
         return broker_sqlite_open(url, data_dir, opts, out, err);

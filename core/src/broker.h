@@ -20,7 +20,8 @@
  *  - Finished jobs keep their record (state, result, error, attempts, timings) for
  *    result_ttl_ms, then the reaper removes them.
  *  - Revoke: PENDING/SCHEDULED/RETRY jobs become REVOKED at once and never run; a STARTED job
- *    is flagged, its worker learns it at the next renew and cancels it cooperatively.
+ *    is flagged, its worker learns it at the next renew and cancels it cooperatively - or, with
+ *    `terminate`, kills it when it runs in a process of its own (isolation).
  *
  * Threading: a broker object may be used from several threads; backends serialise internally.
  */
@@ -124,8 +125,9 @@ typedef struct broker_ops {
     int (*lease_one)(broker *b, const char *worker_id, const char *id, job **out, bp_error *err);
 
     /* Heartbeat: renew every lease held by worker_id, record the worker alive, store progress
-     * of its running jobs. *out_revoked gets a new JSON array of ids of this worker's running
-     * jobs that were revoked since (may be empty). `progress` is {"id": [fraction, "msg"]}. */
+     * of its running jobs. *out_revoked gets a new JSON array with one object
+     * {"id": "...", "terminate": true|false} per running job of this worker that was revoked
+     * (may be empty). `progress` is {"id": [fraction, "msg"]}. */
     int (*heartbeat)(broker *b, const broker_worker_info *w, const json_t *stats,
                      const json_t *progress, json_t **out_revoked, bp_error *err);
 
@@ -145,7 +147,7 @@ typedef struct broker_ops {
     int (*get)(broker *b, const char *id, job **out, bp_error *err);
 
     /* Revoke (see the contract above). *out_state gets the state after the call. */
-    int (*revoke)(broker *b, const char *id, job_state *out_state, bp_error *err);
+    int (*revoke)(broker *b, const char *id, bool terminate, job_state *out_state, bp_error *err);
 
     /* Delete every waiting job (PENDING, SCHEDULED, RETRY) of `queue`. */
     int (*purge)(broker *b, const char *queue, int64_t *out_removed, bp_error *err);

@@ -42,6 +42,7 @@
 
 #include "broker.h"
 #include "log.h"
+#include "sqlite_util.h"
 #include "util.h"
 #include "wake.h"
 
@@ -58,6 +59,13 @@ typedef struct sq_broker {
     char hostname[256];
     wake_sender *sender;
     wake_listener *listener;
+    /* Daemons checkpoint the WAL from this thread, so no commit on the job path ever pays for
+     * copying pages back and fsync'ing the database (that was the tail of start latency). */
+    pthread_t checkpointer;
+    bool checkpointer_running;
+    pthread_mutex_t ckpt_lock;
+    pthread_cond_t ckpt_cond;
+    bool ckpt_stop;
     /* prepared statements, indexed by enum sq_stmt */
     sqlite3_stmt *st[32];
 } sq_broker;
@@ -134,8 +142,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_RENEW] = "UPDATE jobs SET lease_until = ?2 WHERE worker = ?1 AND state = 2",
     [ST_PROGRESS] = "UPDATE jobs SET progress = ?3, progress_msg = ?4 WHERE id = ?1 AND worker "
                     "= ?2 AND state = 2",
-    [ST_REVOKED_RUNNING] = "SELECT id FROM jobs WHERE worker = ?1 AND state = 2 AND "
-                           "revoke_requested = 1",
+    [ST_REVOKED_RUNNING] = "SELECT id, revoke_requested FROM jobs WHERE worker = ?1 AND "
+                           "state = 2 AND revoke_requested > 0",
     [ST_WORKER_DELETE] = "DELETE FROM workers WHERE id = ?1",
     [ST_RELEASE_WORKER] = "UPDATE jobs SET state = 0, worker = NULL, lease_until = NULL, "
                           "attempts = max(attempts - 1, 0) WHERE worker = ?1 AND state = 2",
@@ -143,7 +151,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_REVOKE_WAITING] = "UPDATE jobs SET state = 6, finished_ms = ?2, result_expires_at = ?2 "
                           "+ ?3, error = 'revoked' WHERE id = ?1 AND state IN (0, 1, 3) "
                           "RETURNING " JOB_COLS,
-    [ST_REVOKE_RUNNING] = "UPDATE jobs SET revoke_requested = 1 WHERE id = ?1 AND state = 2",
+    [ST_REVOKE_RUNNING] = "UPDATE jobs SET revoke_requested = max(revoke_requested, ?2) WHERE "
+                          "id = ?1 AND state = 2",
     [ST_PURGE] = "DELETE FROM jobs WHERE queue = ?1 AND state IN (0, 1, 3)",
 };
 
@@ -209,16 +218,8 @@ static sq_broker *sq(broker *b)
 
 static int sq_error(sq_broker *s, int rc, const char *what, bp_error *err)
 {
-    int primary = rc & 0xff;
-    int code = BP_E_IO;
-    if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
-        code = BP_E_UNAVAILABLE;
-    } else if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) {
-        code = BP_E_CORRUPT;
-    } else if (primary == SQLITE_NOMEM) {
-        code = BP_E_NOMEM;
-    }
-    return bp_err(err, code, "broker %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+    return bp_err(err, sqlite_status(rc), "broker %s: %s: %s", s->path, what,
+                  sqlite3_errmsg(s->db));
 }
 
 static int exec_sql(sq_broker *s, const char *sql, bp_error *err)
@@ -254,6 +255,19 @@ static void rollback(sq_broker *s)
     if (!sqlite3_get_autocommit(s->db)) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     }
+}
+
+/* End the transaction an operation opened under s->lock: commit when everything went well,
+ * roll back otherwise, and release the lock. Returns the final status. */
+static int end_txn(sq_broker *s, int rc, bp_error *err)
+{
+    if (rc == BP_OK) {
+        rc = commit(s, err);
+    } else {
+        rollback(s);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
 }
 
 /* Short transactions deserve short waits: back off from 20 us to 2 ms instead of SQLite's
@@ -395,13 +409,19 @@ static int collect_rows(sq_broker *s, sqlite3_stmt *st, job_list *out, const cha
     return BP_OK;
 }
 
-static void emit_final(sq_broker *s, job_list *finals)
+/* After commit: wake clients waiting for results and hand every final record to the on_final
+ * hook (the job history), then free the list. */
+static void publish_finals(sq_broker *s, job_list *finals)
 {
-    if (s->base.opts.on_final) {
-        for (size_t i = 0; i < finals->n; i++) {
-            s->base.opts.on_final(s->base.opts.on_final_ud, finals->items[i]);
+    if (finals->n > 0) {
+        wake_send(s->sender, WAKE_KIND_DONE, 'F');
+        if (s->base.opts.on_final) {
+            for (size_t i = 0; i < finals->n; i++) {
+                s->base.opts.on_final(s->base.opts.on_final_ud, finals->items[i]);
+            }
         }
     }
+    job_list_free(finals);
 }
 
 /* ============================================================================================
@@ -456,12 +476,7 @@ static int sq_enqueue(broker *b, job **jobs, size_t n, int *out_status, bp_error
         }
         sqlite3_reset(st);
     }
-    if (rc == BP_OK) {
-        rc = commit(s, err);
-    } else {
-        rollback(s);
-    }
-    pthread_mutex_unlock(&s->lock);
+    rc = end_txn(s, rc, err);
     if (rc == BP_OK && any) {
         wake_send(s->sender, WAKE_KIND_WORK, 'E');
     }
@@ -577,23 +592,14 @@ static int sq_exchange(broker *b, const char *worker_id, const broker_ack *acks,
         sqlite3_bind_int(st, 5, wants[w].n);
         rc = collect_rows(s, st, &leased, "lease", err);
     }
-    if (rc == BP_OK) {
-        rc = commit(s, err);
-    } else {
-        rollback(s);
-    }
-    pthread_mutex_unlock(&s->lock);
+    rc = end_txn(s, rc, err);
 
     if (rc != BP_OK) {
         job_list_free(&finals);
         job_list_free(&leased);
         return rc;
     }
-    if (finals.n > 0) {
-        wake_send(s->sender, WAKE_KIND_DONE, 'F');
-        emit_final(s, &finals);
-    }
-    job_list_free(&finals);
+    publish_finals(s, &finals);
     *out_jobs = leased.items;
     *out_n = leased.n;
     return BP_OK;
@@ -617,12 +623,7 @@ static int sq_lease_one(broker *b, const char *worker_id, const char *id, job **
         sqlite3_bind_int64(st, 4, now);
         rc = collect_rows(s, st, &got, "lease", err);
     }
-    if (rc == BP_OK) {
-        rc = commit(s, err);
-    } else {
-        rollback(s);
-    }
-    pthread_mutex_unlock(&s->lock);
+    rc = end_txn(s, rc, err);
     if (rc != BP_OK) {
         job_list_free(&got);
         return rc;
@@ -710,18 +711,15 @@ static int sq_heartbeat(broker *b, const broker_worker_info *w, const json_t *st
         st = stmt(s, ST_REVOKED_RUNNING);
         sqlite3_bind_text(st, 1, w->id, -1, SQLITE_STATIC);
         while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-            json_array_append_new(revoked, json_string((const char *)sqlite3_column_text(st, 0)));
+            json_array_append_new(revoked, json_pack("{s:s, s:b}", "id",
+                                                     (const char *)sqlite3_column_text(st, 0),
+                                                     "terminate", sqlite3_column_int(st, 1) >= 2));
         }
         if (step != SQLITE_DONE) {
             rc = sq_error(s, step, "read revokes", err);
         }
     }
-    if (rc == BP_OK) {
-        rc = commit(s, err);
-    } else {
-        rollback(s);
-    }
-    pthread_mutex_unlock(&s->lock);
+    rc = end_txn(s, rc, err);
     free(queues);
     free(stats_text);
     if (rc != BP_OK) {
@@ -755,12 +753,7 @@ static int sq_worker_stop(broker *b, const char *worker_id, bp_error *err)
             rc = sq_error(s, step, "unregister worker", err);
         }
     }
-    if (rc == BP_OK) {
-        rc = commit(s, err);
-    } else {
-        rollback(s);
-    }
-    pthread_mutex_unlock(&s->lock);
+    rc = end_txn(s, rc, err);
     if (rc == BP_OK) {
         wake_send(s->sender, WAKE_KIND_WORK, 'E');
     }
@@ -974,25 +967,16 @@ static int sq_reap(broker *b, broker_reap_report *out, bp_error *err)
         sqlite3_finalize(st);
         st = NULL;
     }
-    if (rc == BP_OK) {
-        rc = commit(s, err);
-    } else {
-        rollback(s);
-    }
-    pthread_mutex_unlock(&s->lock);
+    rc = end_txn(s, rc, err);
     if (rc == BP_OK) {
         if (rep.requeued > 0) {
             wake_send(s->sender, WAKE_KIND_WORK, 'E');
-        }
-        if (finals.n > 0) {
-            wake_send(s->sender, WAKE_KIND_DONE, 'F');
-            emit_final(s, &finals);
         }
         if (out) {
             *out = rep;
         }
     }
-    job_list_free(&finals);
+    publish_finals(s, &finals);
     return rc;
 }
 
@@ -1053,7 +1037,7 @@ static int sq_get(broker *b, const char *id, job **out, bp_error *err)
     return rc;
 }
 
-static int sq_revoke(broker *b, const char *id, job_state *out_state, bp_error *err)
+static int sq_revoke(broker *b, const char *id, bool terminate, job_state *out_state, bp_error *err)
 {
     sq_broker *s = sq(b);
     job_list finals = {0};
@@ -1072,6 +1056,7 @@ static int sq_revoke(broker *b, const char *id, job_state *out_state, bp_error *
     if (rc == BP_OK && finals.n == 0) {
         st = stmt(s, ST_REVOKE_RUNNING);
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, terminate ? 2 : 1);
         step = sqlite3_step(st);
         if (step != SQLITE_DONE) {
             rc = sq_error(s, step, "revoke", err);
@@ -1079,21 +1064,14 @@ static int sq_revoke(broker *b, const char *id, job_state *out_state, bp_error *
             running = sqlite3_changes(s->db) > 0;
         }
     }
-    if (rc == BP_OK) {
-        rc = commit(s, err);
-    } else {
-        rollback(s);
-    }
-    pthread_mutex_unlock(&s->lock);
+    rc = end_txn(s, rc, err);
     if (rc != BP_OK) {
         job_list_free(&finals);
         return rc;
     }
     if (finals.n > 0) {
         *out_state = JOB_REVOKED;
-        wake_send(s->sender, WAKE_KIND_DONE, 'F');
-        emit_final(s, &finals);
-        job_list_free(&finals);
+        publish_finals(s, &finals);
         return BP_OK;
     }
     if (running) {
@@ -1258,6 +1236,43 @@ static int sq_list(broker *b, const broker_filter *f, json_t **out, bp_error *er
  * Wake-ups, lifecycle
  * ========================================================================================== */
 
+#define SQ_CHECKPOINT_EVERY_MS         250
+#define SQ_CLIENT_AUTOCHECKPOINT_PAGES 8192
+
+static void *checkpointer_main(void *arg)
+{
+    sq_broker *s = arg;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        log_warn("broker", "no checkpoint thread for %s: %s", s->path, sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 1000);
+    pthread_mutex_lock(&s->ckpt_lock);
+    while (!s->ckpt_stop) {
+        struct timespec until;
+        int log_frames = 0, done_frames = 0;
+        pthread_mutex_unlock(&s->ckpt_lock);
+        /* PASSIVE never blocks readers or writers; it copies what it can and syncs. */
+        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done_frames);
+        pthread_mutex_lock(&s->ckpt_lock);
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += SQ_CHECKPOINT_EVERY_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        if (!s->ckpt_stop) {
+            pthread_cond_timedwait(&s->ckpt_cond, &s->ckpt_lock, &until);
+        }
+    }
+    pthread_mutex_unlock(&s->ckpt_lock);
+    sqlite3_close(db);
+    return NULL;
+}
+
 static int sq_subscribe(broker *b, int kinds, bp_error *err)
 {
     sq_broker *s = sq(b);
@@ -1265,8 +1280,18 @@ static int sq_subscribe(broker *b, int kinds, bp_error *err)
         return bp_err(err, BP_E_STATE, "already subscribed");
     }
     /* One listener per process role: a daemon listens for work, a waiting client for done. */
-    return wake_listen(s->run_dir, (kinds & BROKER_WAKE_WORK) ? WAKE_KIND_WORK : WAKE_KIND_DONE,
-                       &s->listener, err);
+    int rc = wake_listen(s->run_dir, (kinds & BROKER_WAKE_WORK) ? WAKE_KIND_WORK : WAKE_KIND_DONE,
+                         &s->listener, err);
+    if (rc == BP_OK && (kinds & BROKER_WAKE_WORK) && !s->checkpointer_running) {
+        pthread_mutex_lock(&s->lock);
+        sqlite3_wal_autocheckpoint(s->db, 0);
+        pthread_mutex_unlock(&s->lock);
+        s->checkpointer_running = pthread_create(&s->checkpointer, NULL, checkpointer_main, s) == 0;
+        if (!s->checkpointer_running) {
+            sqlite3_wal_autocheckpoint(s->db, SQ_CLIENT_AUTOCHECKPOINT_PAGES);
+        }
+    }
+    return rc;
 }
 
 static int sq_wake_fd(broker *b)
@@ -1302,6 +1327,15 @@ static void sq_destroy(broker *b)
     if (!s) {
         return;
     }
+    if (s->checkpointer_running) {
+        pthread_mutex_lock(&s->ckpt_lock);
+        s->ckpt_stop = true;
+        pthread_cond_signal(&s->ckpt_cond);
+        pthread_mutex_unlock(&s->ckpt_lock);
+        pthread_join(s->checkpointer, NULL);
+    }
+    pthread_mutex_destroy(&s->ckpt_lock);
+    pthread_cond_destroy(&s->ckpt_cond);
     for (int i = 0; i < ST_COUNT; i++) {
         sqlite3_finalize(s->st[i]);
     }
@@ -1351,6 +1385,8 @@ int broker_sqlite_open(const char *path, const char *data_dir, const broker_opti
     s->base.ops = &sq_ops;
     s->base.opts = *opts;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->ckpt_lock, NULL);
+    pthread_cond_init(&s->ckpt_cond, NULL);
     s->path = strdup(path);
     s->run_dir = util_asprintf("%s/run", data_dir);
     if (!s->path || !s->run_dir) {
@@ -1400,6 +1436,8 @@ int broker_sqlite_open(const char *path, const char *data_dir, const broker_opti
         goto fail;
     }
     rc = exec_sql(s, "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;", err);
+    /* Clients checkpoint only as a safety net (no daemon running to do it in the background). */
+    sqlite3_wal_autocheckpoint(s->db, SQ_CLIENT_AUTOCHECKPOINT_PAGES);
     if (rc == BP_OK && version < SQ_SCHEMA_VERSION) {
         rc = begin(s, err);
         if (rc == BP_OK && version == 1) {

@@ -20,6 +20,7 @@
 #include "client.h"
 #include "daemon.h"
 #include "exec.h"
+#include "isolate.h"
 #include "log.h"
 #include "schedule.h"
 #include "util.h"
@@ -751,6 +752,10 @@ static int cmd_purge(cli_args *a, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+static const cli_opt revoke_opts[] = {
+    {"terminate", false, "     a running job in a process of its own is killed, not asked"},
+};
+
 static int cmd_revoke(cli_args *a, int argc, char **argv)
 {
     app *ap = NULL;
@@ -765,7 +770,7 @@ static int cmd_revoke(cli_args *a, int argc, char **argv)
     if ((rc = cli_open_app(a, APP_BROKER, &ap)) != 0) {
         return rc;
     }
-    rc = ap->broker->ops->revoke(ap->broker, a->positional[0], &st, &err);
+    rc = ap->broker->ops->revoke(ap->broker, a->positional[0], cli_flag(a, "terminate"), &st, &err);
     if (rc != BP_OK) {
         rc = cli_fail(a, rc, err.msg);
         app_close(ap);
@@ -991,31 +996,76 @@ static int cmd_daemon(cli_args *a, int argc, char **argv)
 }
 
 /* ============================================================================================
+ * __exec-job: the child side of an isolated job (isolate.h); not listed in --help
+ * ========================================================================================== */
+
+static const cli_opt exec_job_opts[] = {
+    {"max-memory", true, "BYTES  cap the address space (RLIMIT_AS)"},
+};
+
+static int cmd_exec_job(cli_args *a, int argc, char **argv)
+{
+    const char *mem = cli_opt_value(a, "max-memory");
+    (void)argc;
+    (void)argv;
+    if (mem) {
+        int64_t bytes;
+        bp_error err = {0};
+        if (util_parse_int64(mem, 1, INT64_MAX, "--max-memory", &bytes, &err) != BP_OK ||
+            isolate_limit_memory(bytes) != BP_OK) {
+            return cli_fail(a, BP_E_INVAL, err.msg[0] ? err.msg : "cannot set --max-memory");
+        }
+    }
+    return isolate_child_main(&a->ov);
+}
+
+/* ============================================================================================
  * The command table and help
  * ========================================================================================== */
 
-static const cli_command commands[] = {
-    {"daemon", "daemon [options]", "run worker pools (and beat, HTTP) until SIGTERM",
-     CLI_OPTS(daemon_opts), cmd_daemon},
-    {"run", "run TYPE [options]", "enqueue a job; --wait prints its result", CLI_OPTS(run_opts),
-     cmd_run},
-    {"task", "task ID", "show one job: state, timings, result or error", NULL, 0, cmd_task},
-    {"status", "status", "per queue: waiting, delayed, running, failed, dead; workers", NULL, 0,
-     cmd_status},
-    {"jobs", "jobs [options]", "list recent jobs (broker, or --history)", CLI_OPTS(jobs_opts),
-     cmd_jobs},
-    {"purge", "purge QUEUE", "delete every waiting job of a queue", NULL, 0, cmd_purge},
-    {"revoke", "revoke ID", "cancel a job (queued, delayed or running)", NULL, 0, cmd_revoke},
-    {"plugins", "plugins [check FILE]", "list loaded plugins, or check one file", NULL, 0,
-     cmd_plugins},
-    {"config", "config check", "validate the configuration and show the effective values", NULL, 0,
-     cmd_config},
-};
+static const cli_command cmd_daemon_entry = {"daemon", "daemon [options]",
+                                             "run worker pools (and beat, HTTP) until SIGTERM",
+                                             CLI_OPTS(daemon_opts), cmd_daemon};
 
-/* Commands that live in files of their own (cli_<area>.c); C has no constant copy of an
- * object, so they are listed by address. */
-static const cli_command *const external_commands[] = {
-    &cli_schedule_command,
+static const cli_command cmd_run_entry = {"run", "run TYPE [options]",
+                                          "enqueue a job; --wait prints its result",
+                                          CLI_OPTS(run_opts), cmd_run};
+
+static const cli_command cmd_task_entry = {
+    "task", "task ID", "show one job: state, timings, result or error", NULL, 0, cmd_task};
+
+static const cli_command cmd_status_entry = {
+    "status", "status", "per queue: waiting, delayed, running, failed, dead; workers",
+    NULL,     0,        cmd_status};
+
+static const cli_command cmd_jobs_entry = {"jobs", "jobs [options]",
+                                           "list recent jobs (broker, or --history)",
+                                           CLI_OPTS(jobs_opts), cmd_jobs};
+
+static const cli_command cmd_purge_entry = {
+    "purge", "purge QUEUE", "delete every waiting job of a queue", NULL, 0, cmd_purge};
+
+static const cli_command cmd_revoke_entry = {"revoke", "revoke ID [--terminate]",
+                                             "cancel a job (queued, delayed or running)",
+                                             CLI_OPTS(revoke_opts), cmd_revoke};
+
+static const cli_command cmd_plugins_entry = {
+    "plugins",  "plugins [check FILE]", "list loaded plugins, or check one file", NULL, 0,
+    cmd_plugins};
+
+static const cli_command cmd_config_entry = {
+    "config", "config check", "validate the configuration and show the effective values", NULL,
+    0,        cmd_config};
+
+static const cli_command cmd_exec_job_entry = {"__exec-job", "__exec-job",
+                                               "run one job read from stdin (isolation child)",
+                                               CLI_OPTS(exec_job_opts), cmd_exec_job};
+
+static const cli_command *const commands[] = {
+    &cmd_exec_job_entry, &cmd_daemon_entry,     &cmd_run_entry,       &cmd_task_entry,
+    &cmd_status_entry,   &cmd_jobs_entry,       &cmd_purge_entry,     &cmd_revoke_entry,
+    &cmd_plugins_entry,  &cmd_config_entry,     &cli_inspect_command, &cli_control_command,
+    &cli_cache_command,  &cli_schedule_command,
 };
 
 static void print_opts(const cli_opt *opts, int n)
@@ -1030,10 +1080,9 @@ static void print_help(void)
     printf("betpipe %s - sports-betting analytics pipeline: jobs, queues, plugins\n\n", BP_VERSION);
     printf("usage: betpipe [global options] COMMAND [options]\n\ncommands:\n");
     for (size_t i = 0; i < BP_ARRAY_LEN(commands); i++) {
-        printf("  %-24s %s\n", commands[i].usage, commands[i].summary);
-    }
-    for (size_t i = 0; i < BP_ARRAY_LEN(external_commands); i++) {
-        printf("  %-24s %s\n", external_commands[i]->usage, external_commands[i]->summary);
+        if (strncmp(commands[i]->name, "__", 2) != 0) {
+            printf("  %-24s %s\n", commands[i]->usage, commands[i]->summary);
+        }
     }
     printf("\nglobal options (accepted before or after the command):\n");
     print_opts(global_opts, (int)BP_ARRAY_LEN(global_opts));
@@ -1078,13 +1127,8 @@ int cli_main(int argc, char **argv)
         return argc > 1 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     }
     for (size_t c = 0; c < BP_ARRAY_LEN(commands); c++) {
-        if (strcmp(commands[c].name, argv[i]) == 0) {
-            cmd = &commands[c];
-        }
-    }
-    for (size_t c = 0; c < BP_ARRAY_LEN(external_commands); c++) {
-        if (strcmp(external_commands[c]->name, argv[i]) == 0) {
-            cmd = external_commands[c];
+        if (strcmp(commands[c]->name, argv[i]) == 0) {
+            cmd = commands[c];
         }
     }
     if (strcmp(argv[i], "help") == 0) {

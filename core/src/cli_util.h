@@ -58,7 +58,10 @@ typedef struct cli_command {
 #define CLI_OPTS(x) (x), (int)(sizeof(x) / sizeof((x)[0]))
 
 /* Commands defined in their own files. */
-extern const cli_command cli_schedule_command; /* cli_schedule.c */
+extern const cli_command cli_inspect_command;
+extern const cli_command cli_control_command;
+extern const cli_command cli_cache_command;
+extern const cli_command cli_schedule_command;
 
 typedef struct app app;
 /* Open the instance parts a command needs (APP_* of app.h; APP_QUIET is added). On failure the

@@ -23,9 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "beat.h"
+#include "cache.h"
+#include "control.h"
 #include "exec.h"
 #include "log.h"
 #include "pool.h"
@@ -199,6 +202,146 @@ static bool reload(app *a, const daemon_options *o, config **retired, size_t *n_
     return true;
 }
 
+/* ============================================================================================
+ * Control commands (betpipe inspect / control / cache), answered on the control thread
+ * ========================================================================================== */
+
+static int queue_concurrency(app *a, const char *queue, int *out)
+{
+    json_t *stats = pool_stats(a->pool);
+    json_t *q = json_object_get(json_object_get(stats, "queues"), queue);
+    int rc = q ? BP_OK : BP_E_NOTFOUND;
+    if (q) {
+        *out = (int)json_integer_value(json_object_get(q, "concurrency"));
+    }
+    json_decref(stats);
+    return rc;
+}
+
+static json_t *resize(app *a, const json_t *args, int direction, bp_error *err)
+{
+    const char *queue = json_string_value(json_object_get(args, "queue"));
+    json_int_t n = json_is_integer(json_object_get(args, "n"))
+                       ? json_integer_value(json_object_get(args, "n"))
+                       : 1;
+    int cur = 0;
+    if (!queue) {
+        bp_err(err, BP_E_INVAL, "args.queue is required");
+        return NULL;
+    }
+    if (queue_concurrency(a, queue, &cur) != BP_OK) {
+        bp_err(err, BP_E_NOTFOUND, "this daemon does not serve queue %s", queue);
+        return NULL;
+    }
+    if (direction == 0) { /* set */
+        cur = (int)n;
+    } else {
+        cur += direction * (int)n;
+    }
+    if (cur < 0) {
+        cur = 0;
+    }
+    if (pool_set_concurrency(a->pool, queue, cur, err) != BP_OK) {
+        return NULL;
+    }
+    return json_pack("{s:s, s:i}", "queue", queue, "concurrency", cur);
+}
+
+static json_t *handle_control(void *ud, const char *cmd, const json_t *args, bp_error *err)
+{
+    app *a = ud;
+    if (strcmp(cmd, "ping") == 0) {
+        return json_pack("{s:s}", "ok", "pong");
+    }
+    if (strcmp(cmd, "stats") == 0) {
+        json_t *st = pool_stats(a->pool);
+        json_object_set_new(st, "pid", json_integer(getpid()));
+        json_object_set_new(st, "hostname", json_string(a->hostname));
+        json_object_set_new(st, "broker", json_string(a->broker->ops->name));
+        json_object_set_new(st, "data_dir", json_string(a->cfg->data_dir));
+        json_object_set_new(st, "version", json_string(BP_VERSION));
+        return st;
+    }
+    if (strcmp(cmd, "active") == 0) {
+        return pool_active(a->pool);
+    }
+    if (strcmp(cmd, "reserved") == 0) {
+        return pool_reserved(a->pool);
+    }
+    if (strcmp(cmd, "registered") == 0) {
+        return registry_names(a->reg, REGISTRY_JOB);
+    }
+    if (strcmp(cmd, "active_queues") == 0) {
+        json_t *st = pool_stats(a->pool), *out = json_object(), *q;
+        const char *name;
+        json_object_foreach(json_object_get(st, "queues"), name, q)
+        {
+            json_object_set(out, name, json_object_get(q, "concurrency"));
+        }
+        json_decref(st);
+        return out;
+    }
+    if (strcmp(cmd, "conf") == 0) {
+        return config_effective(a->cfg);
+    }
+    if (strcmp(cmd, "pool_grow") == 0) {
+        return resize(a, args, +1, err);
+    }
+    if (strcmp(cmd, "pool_shrink") == 0) {
+        return resize(a, args, -1, err);
+    }
+    if (strcmp(cmd, "cancel_consumer") == 0) {
+        json_t *zero = json_pack("{s:O?, s:i}", "queue", json_object_get(args, "queue"), "n", 0);
+        json_t *r = resize(a, zero, 0, err);
+        json_decref(zero);
+        return r;
+    }
+    if (strcmp(cmd, "add_consumer") == 0) {
+        const char *queue = json_string_value(json_object_get(args, "queue"));
+        const config_queue *cq = queue ? config_find_queue(a->cfg, queue) : NULL;
+        json_t *set, *r;
+        if (!cq) {
+            bp_err(err, BP_E_NOTFOUND, "unknown queue %s", queue ? queue : "(none)");
+            return NULL;
+        }
+        set = json_pack("{s:s, s:I}", "queue", queue, "n",
+                        json_is_integer(json_object_get(args, "n"))
+                            ? json_integer_value(json_object_get(args, "n"))
+                            : (json_int_t)cq->concurrency);
+        r = resize(a, set, 0, err);
+        json_decref(set);
+        if (!r) {
+            bp_err_prefix(err, "add_consumer: ");
+        }
+        return r;
+    }
+    if (strcmp(cmd, "shutdown") == 0) {
+        log_warn("daemon", "shutdown requested over the control socket");
+        kill(getpid(), SIGTERM);
+        return json_pack("{s:s}", "ok", "shutting down");
+    }
+    if (strcmp(cmd, "cache_stats") == 0 || strcmp(cmd, "cache_get") == 0 ||
+        strcmp(cmd, "cache_clear") == 0) {
+        json_t *out = NULL;
+        int rc;
+        if (!a->cache) {
+            bp_err(err, BP_E_UNAVAILABLE, "this daemon has no cache");
+            return NULL;
+        }
+        if (strcmp(cmd, "cache_stats") == 0) {
+            rc = cache_stats(a->cache, &out, err);
+        } else if (strcmp(cmd, "cache_get") == 0) {
+            rc = cache_inspect(a->cache, json_string_value(json_object_get(args, "type")),
+                               json_string_value(json_object_get(args, "key")), &out, err);
+        } else {
+            rc = cache_clear(a->cache, json_string_value(json_object_get(args, "type")), &out, err);
+        }
+        return rc == BP_OK ? (out ? out : json_object()) : NULL;
+    }
+    bp_err(err, BP_E_INVAL, "unknown control command '%s'", cmd);
+    return NULL;
+}
+
 typedef struct hurry_watch {
     pool *pool;
     sigset_t set;
@@ -229,6 +372,7 @@ int daemon_main(const daemon_options *o)
     pool_queue_spec *specs = NULL;
     size_t n = 0;
     config *retired[64];
+    control_server *ctl = NULL;
     size_t n_retired = 0;
     beat *bt = NULL;
     int rc, exit_code = 0;
@@ -281,6 +425,17 @@ int daemon_main(const daemon_options *o)
         return 4;
     }
     bt = start_beat(a, o);
+    {
+        char *run_dir = util_asprintf("%s/run", a->cfg->data_dir);
+        if (!run_dir ||
+            control_server_start(run_dir, a->worker_id, handle_control, a, &ctl, &err) != BP_OK) {
+            log_warn("daemon",
+                     "no control socket (inspect/control will not reach this daemon): "
+                     "%s",
+                     err.msg);
+        }
+        free(run_dir);
+    }
     {
         char line[1024] = "";
         size_t used = 0;
@@ -343,6 +498,7 @@ int daemon_main(const daemon_options *o)
             return 1;
         }
     }
+    control_server_stop(ctl); /* after the drain: `inspect active` works during it */
     if (a->broker->ops->worker_stop(a->broker, a->worker_id, &err) != BP_OK) {
         log_warn("daemon", "could not unregister: %s", err.msg);
     }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "betpipe/betpipe.h"
@@ -90,6 +91,19 @@ static void h_progress(const bp_job *running, double fraction, const char *msg)
     exec_runtime *rt = running->runtime;
     if (rt && rt->pool) {
         pool_task_progress(rt->pool, rt->task, fraction, msg);
+    } else if (rt && rt->progress_fd >= 0) {
+        /* an isolated child: one line per report, the parent forwards it to the pool */
+        json_t *line = json_pack("{s:f, s:s}", "progress", fraction, "msg", msg ? msg : "");
+        char *text = line ? json_dumps(line, JSON_COMPACT) : NULL;
+        if (text) {
+            size_t n = strlen(text);
+            text[n] = '\n';
+            if (write(rt->progress_fd, text, n + 1) < 0) {
+                /* the parent is gone; the job will notice through cancelled() soon enough */
+            }
+        }
+        free(text);
+        json_decref(line);
     } else if (rt && rt->task) {
         rt->task->progress = fraction;
         log_debug("exec", "progress id=%s fraction=%.2f msg=%s", running->id, fraction,

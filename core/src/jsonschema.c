@@ -243,7 +243,7 @@ static void format_string(const char *s, char *buf, size_t len)
 /* "integer 5", "number 2.5", "string 'abc'", "boolean true", "null", "an object", "an array" */
 static void describe_value(const json_t *v, char *buf, size_t len)
 {
-    char tmp[96];
+    char tmp[80]; /* leaves room for the "string " prefix in the callers' 100-byte buffers */
     switch (json_typeof(v)) {
     case JSON_OBJECT: snprintf(buf, len, "an object"); break;
     case JSON_ARRAY: snprintf(buf, len, "an array"); break;
@@ -917,7 +917,7 @@ static int validate_object(const js_node *n, const json_t *v, js_path *path, bp_
             if (find_prop(n, key)) {
                 continue;
             }
-            const char *names[64];
+            const char *names[64] = {0};
             size_t k = 0;
             for (; k < n->n_props && k < BP_ARRAY_LEN(names); k++) {
                 names[k] = n->props[k].name;

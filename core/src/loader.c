@@ -662,7 +662,7 @@ int loader_check_file(const char *path, loader_host_for_fn host_for,
         (rc = loader_load_file(l, path, err)) != BP_OK) {
         goto done;
     }
-    if (!(report = plugin_json(l, l->plugins[0]))) {
+    if (!l || l->n == 0 || !l->plugins || !(report = plugin_json(l, l->plugins[0]))) {
         rc = bp_err(err, BP_E_NOMEM, "out of memory");
         goto done;
     }

@@ -224,7 +224,8 @@ static void *worker_main(void *arg)
 
         memset(&out, 0, sizeof out);
         int64_t began = util_mono_ns();
-        if (atomic_load(&t->cancel) == POOL_CANCEL_REVOKED) {
+        if (atomic_load(&t->cancel) == POOL_CANCEL_REVOKED ||
+            atomic_load(&t->cancel) == POOL_CANCEL_TERMINATE) {
             out.state = JOB_REVOKED;
             out.error = strdup("revoked before it started");
         } else {
@@ -347,23 +348,51 @@ json_t *pool_stats(pool *p)
                      "uptime_ms", (json_int_t)(util_now_ms() - p->started_ms), "queues", queues);
 }
 
-json_t *pool_active(pool *p)
+static json_t *task_json(const pool_task *t)
+{
+    char started[40];
+    util_format_iso8601(t->job->started_ms, started, sizeof started);
+    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:s}", "id", t->job->id, "type", t->job->type,
+                     "queue", t->job->queue, "leased", started, "attempt", t->job->attempts,
+                     "progress", t->progress >= 0 ? json_real(t->progress) : json_null(), "args",
+                     t->job->args);
+}
+
+static bool task_in_channel(const pool *p, const pool_task *t)
+{
+    for (size_t i = 0; i < p->n_queues; i++) {
+        const pool_queue *q = &p->queues[i];
+        for (size_t k = 0; k < q->chan_n; k++) {
+            if (q->chan[(q->chan_head + k) % q->chan_cap] == t) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* Running (on a thread) or reserved (in a channel) tasks. */
+static json_t *tasks_json(pool *p, bool reserved)
 {
     json_t *arr = json_array();
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < p->n_running; i++) {
-        const pool_task *t = p->running[i];
-        char started[40];
-        util_format_iso8601(t->job->started_ms, started, sizeof started);
-        json_array_append_new(arr,
-                              json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:s}", "id", t->job->id,
-                                        "type", t->job->type, "queue", t->job->queue, "started",
-                                        started, "attempt", t->job->attempts, "progress",
-                                        t->progress >= 0 ? json_real(t->progress) : json_null(),
-                                        "args", t->job->args));
+        if (task_in_channel(p, p->running[i]) == reserved) {
+            json_array_append_new(arr, task_json(p->running[i]));
+        }
     }
     pthread_mutex_unlock(&p->lock);
     return arr;
+}
+
+json_t *pool_active(pool *p)
+{
+    return tasks_json(p, false);
+}
+
+json_t *pool_reserved(pool *p)
+{
+    return tasks_json(p, true);
 }
 
 static json_t *queues_json(pool *p)
@@ -404,12 +433,15 @@ static void do_heartbeat(pool *p)
         pthread_mutex_lock(&p->lock);
         json_array_foreach(revoked, i, v)
         {
-            const char *id = json_string_value(v);
-            for (size_t k = 0; k < p->n_running; k++) {
+            const char *id = json_string_value(json_object_get(v, "id"));
+            int why = json_is_true(json_object_get(v, "terminate")) ? POOL_CANCEL_TERMINATE
+                                                                    : POOL_CANCEL_REVOKED;
+            for (size_t k = 0; id && k < p->n_running; k++) {
                 if (strcmp(p->running[k]->job->id, id) == 0 &&
-                    atomic_load(&p->running[k]->cancel) == POOL_CANCEL_NONE) {
-                    atomic_store(&p->running[k]->cancel, POOL_CANCEL_REVOKED);
-                    log_info("pool", "job revoked while running, asking it to stop id=%s", id);
+                    atomic_load(&p->running[k]->cancel) < why) {
+                    atomic_store(&p->running[k]->cancel, why);
+                    log_info("pool", "job revoked while running, asking it to stop id=%s%s", id,
+                             why == POOL_CANCEL_TERMINATE ? " (terminate)" : "");
                 }
             }
         }

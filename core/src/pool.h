@@ -34,9 +34,10 @@
 typedef struct pool pool;
 
 /* Why a running job is asked to stop (pool_task.cancel). */
-#define POOL_CANCEL_NONE     0
-#define POOL_CANCEL_REVOKED  1
-#define POOL_CANCEL_SHUTDOWN 2
+#define POOL_CANCEL_NONE      0
+#define POOL_CANCEL_REVOKED   1
+#define POOL_CANCEL_SHUTDOWN  2
+#define POOL_CANCEL_TERMINATE 3 /* revoked with terminate: an isolated run is killed */
 
 /* One job on its way through a worker thread. */
 typedef struct pool_task {
@@ -99,5 +100,7 @@ bool pool_task_cancelled(const pool_task *t);
 json_t *pool_stats(pool *p);
 /* The jobs running right now: [{"id","type","queue","started","progress"}...]. */
 json_t *pool_active(pool *p);
+/* Jobs leased ahead (adaptive prefetch) and waiting for a free worker, same shape. */
+json_t *pool_reserved(pool *p);
 
 #endif

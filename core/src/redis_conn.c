@@ -756,7 +756,9 @@ static void drop_quietly(redis_conn *c)
 static void mark_down(redis_conn *c, const char *why)
 {
     drop_quietly(c);
-    snprintf(c->last_error, sizeof c->last_error, "%s", why);
+    if (why != c->last_error) { /* callers may pass the last error itself */
+        snprintf(c->last_error, sizeof c->last_error, "%s", why);
+    }
     if (!c->in_outage) {
         c->in_outage = true;
         c->outage_start_ms = mono_ms();
@@ -947,9 +949,24 @@ static int try_reconnect(redis_conn *c, bp_error *err)
     return rc;
 }
 
+/* With no reply outstanding, an idle socket has nothing to say: if it polls readable, the
+ * server closed it (EOF) or wrote its last words before closing (an idle timeout, a shutdown).
+ * Noticing that here, before sending, costs one poll(2) and turns "Redis restarted while we were
+ * idle" into a reconnect instead of a failed command - the command has not been sent. */
+static bool closed_while_idle(const redis_conn *c)
+{
+    struct pollfd p = {c->ctx->fd, POLLIN, 0};
+    return !c->subscribed && c->pending == 0 && poll(&p, 1, 0) == 1 &&
+           (p.revents & (POLLIN | POLLHUP | POLLERR));
+}
+
 static int ensure_up(redis_conn *c, bp_error *err)
 {
     if (!c->ctx) {
+        return try_reconnect(c, err);
+    }
+    if (closed_while_idle(c)) {
+        mark_down(c, "server closed the connection");
         return try_reconnect(c, err);
     }
     if (c->o.health_check_ms > 0 && !c->subscribed && c->pending == 0 &&

@@ -14,10 +14,11 @@
  * itself - immediately the first time, then no sooner than the backoff allows, so a dead Redis
  * costs callers a fast error instead of a connect timeout on every call. Nothing is retried
  * behind the caller's back: a command whose reply was lost may or may not have run, and only the
- * caller knows whether running it twice is safe. The one exception is the idle health check: a
- * PING sent before a command on a connection idle for health_check_ms, whose failure means the
- * command itself was never sent, so reconnecting once and sending it is safe. That is what makes
- * a Redis restart during a quiet period invisible to callers.
+ * caller knows whether running it twice is safe. The exceptions are checks made before a command
+ * is sent, whose failure means it was never sent, so reconnecting once and sending it is safe: a
+ * socket with no reply outstanding that polls readable was closed by the server (one poll(2),
+ * every command), and a PING on a connection idle for health_check_ms (half-open TCP). That is
+ * what makes a Redis restart during a quiet period invisible to callers.
  *
  * Thread-safety: a redis_conn is used by one thread at a time (callers that share one serialise
  * with their own lock, or keep one per thread as the broker's pool does). The exception is

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sqlite_util.h"
 #include "util.h"
 
 #define STORE_MAX_CONNS       8
@@ -44,18 +45,8 @@ struct store {
 
 int store_sqlite_err(sqlite3 *db, int rc, const char *what, bp_error *err)
 {
-    int code = BP_E_IO;
-    int primary = rc & 0xff;
-    if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) {
-        code = BP_E_CORRUPT;
-    } else if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
-        code = BP_E_UNAVAILABLE;
-    } else if (primary == SQLITE_NOMEM) {
-        code = BP_E_NOMEM;
-    } else if (primary == SQLITE_CONSTRAINT) {
-        code = BP_E_EXISTS;
-    }
-    return bp_err(err, code, "%s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    return bp_err(err, sqlite_status(rc), "%s: %s", what,
+                  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
 /* ============================================================================================

@@ -9,6 +9,7 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -388,32 +389,39 @@ Test(redis_conn, stopped_then_restarted_recovers_by_itself, .fini = teardown)
     redis_conn_close(c);
 }
 
+static bool attempt_allowed(void *ud)
+{
+    return redis_conn_retry_in_ms(ud) == 0;
+}
+
 Test(redis_conn, backoff_grows_and_is_capped, .init = start_plain, .fini = teardown)
 {
     redis_conn_options o;
     bp_error err = {0};
+    int rc;
     redis_conn_options_default(&o);
-    o.backoff_min_ms = 40;
-    o.backoff_max_ms = 300;
+    o.backoff_min_ms = 10;
+    o.backoff_max_ms = 160;
     redis_conn *c = open_ok(bpt_redis_url(srv), &o);
     bpt_redis_kill9(srv);
-    int rc;
     incr(c, "n", &rc); /* notices the loss */
     cr_assert_eq(rc, BP_E_UNAVAILABLE);
     int64_t max_seen = 0;
-    for (int i = 0; i < 40; i++) {
+    for (int i = 0; i < 12; i++) {
         /* wait until an attempt is allowed, then make it fail */
-        int64_t left = redis_conn_retry_in_ms(c);
-        cr_assert_leq(left, 300, "backoff above its cap: %lld", (long long)left);
-        if (left > max_seen) {
-            max_seen = left;
-        }
-        if (left > 0) {
-            util_sleep_ms(left);
-        }
+        cr_assert(bpt_wait_for(attempt_allowed, c, 2000));
         cr_assert_eq(redis_conn_check(c, &err), BP_E_UNAVAILABLE);
+        int64_t delay = redis_conn_retry_in_ms(c);
+        cr_assert_leq(delay, 160, "backoff above its cap: %lld", (long long)delay);
+        if (delay > max_seen) {
+            max_seen = delay;
+        }
+        /* within the backoff, calls fail at once without trying */
+        cr_assert_eq(redis_conn_check(c, &err), BP_E_UNAVAILABLE);
+        cr_assert(strstr(err.msg, "next reconnect attempt in"), "%s", err.msg);
     }
-    cr_assert_geq(max_seen, 100, "backoff never grew: %lld", (long long)max_seen);
+    /* equal jitter keeps the delay in [cap/2, cap] once capped */
+    cr_assert_geq(max_seen, 70, "backoff never grew: %lld", (long long)max_seen);
     redis_conn_close(c);
 }
 
@@ -438,21 +446,45 @@ Test(redis_conn, lazy_open_while_down, .init = start_plain, .fini = teardown)
     redis_conn_close(c);
 }
 
-Test(redis_conn, idle_health_check_hides_a_quiet_restart, .init = start_plain, .fini = teardown)
+Test(redis_conn, quiet_restart_is_invisible, .init = start_plain, .fini = teardown)
 {
     redis_conn_options o;
     int rc;
     redis_conn_options_default(&o);
-    o.health_check_ms = 1;
+    o.health_check_ms = 0; /* no PING: the closed socket alone must be noticed */
     redis_conn *c = open_ok(bpt_redis_url(srv), &o);
     cr_assert_eq(incr(c, "n", &rc), 1);
     bpt_redis_stop(srv);
     bpt_redis_restart(srv);
-    util_sleep_ms(5); /* be idle longer than health_check_ms: that is the condition tested */
-    /* The PING before the command notices the dead socket and reconnects; the caller sees
-     * success on its very first call. */
+    /* The socket the old server closed is noticed before the command is sent; the caller sees
+     * success on its very first call after the restart. */
     cr_assert_eq(incr(c, "n", &rc), 1, "rc=%d", rc);
     cr_assert_eq(rc, BP_OK);
+    redis_conn_close(c);
+}
+
+Test(redis_conn, health_check_catches_an_unresponsive_server, .init = start_plain, .fini = teardown)
+{
+    redis_conn_options o;
+    bp_error err = {0};
+    int rc;
+    redis_conn_options_default(&o);
+    o.health_check_ms = 1;
+    o.command_timeout_ms = 200;
+    o.connect_timeout_ms = 200;
+    redis_conn *c = open_ok(bpt_redis_url(srv), &o);
+    cr_assert_eq(incr(c, "n", &rc), 1);
+    /* A frozen server keeps its socket open: only a reply that never comes reveals it. */
+    kill(bpt_redis_pid(srv), SIGSTOP);
+    util_sleep_ms(5); /* be idle longer than health_check_ms: that is the condition tested */
+    int64_t t0 = bpt_now_ms();
+    cr_assert_eq(redis_conn_check(c, &err), BP_E_UNAVAILABLE);
+    cr_assert(strstr(err.msg, "no reply within 200 ms"), "%s", err.msg);
+    cr_assert_lt(bpt_now_ms() - t0, 3000);
+    kill(bpt_redis_pid(srv), SIGCONT);
+    recover_ctx x = {.c = c};
+    cr_assert(bpt_wait_for(incr_succeeds, &x, 5000));
+    cr_assert_eq(x.value, 2);
     redis_conn_close(c);
 }
 

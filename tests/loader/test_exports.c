@@ -74,7 +74,7 @@ static int elf_exports(const char *path, name_list *out, char *why, size_t why_l
     int rc = -1;
     out->n = 0;
     if (util_read_file(path, EXPORTS_MAX_FILE, &buf, &len, &e) != BP_OK) {
-        snprintf(why, why_len, "%s", e.msg);
+        util_strlcpy(why, e.msg, why_len);
         return -1;
     }
     const unsigned char *b = (const unsigned char *)buf;

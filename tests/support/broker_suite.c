@@ -340,24 +340,25 @@ void bsuite_revoke(const bsuite_env *env)
     cr_assert_str_eq(got[0]->id, r_id);
     free_jobs(got, 1);
 
-    cr_assert_eq(b->ops->revoke(b, w_id, &st, &err), BP_OK, "%s", err.msg);
+    cr_assert_eq(b->ops->revoke(b, w_id, false, &st, &err), BP_OK, "%s", err.msg);
     cr_assert_eq(st, JOB_REVOKED);
-    cr_assert_eq(b->ops->revoke(b, d_id, &st, &err), BP_OK, "%s", err.msg);
+    cr_assert_eq(b->ops->revoke(b, d_id, false, &st, &err), BP_OK, "%s", err.msg);
     cr_assert_eq(st, JOB_REVOKED);
-    cr_assert_eq(b->ops->revoke(b, r_id, &st, &err), BP_OK, "%s", err.msg);
+    cr_assert_eq(b->ops->revoke(b, r_id, false, &st, &err), BP_OK, "%s", err.msg);
     cr_assert_eq(st, JOB_STARTED, "a running job is flagged, not stopped by the broker");
     cr_assert_eq(lease(b, W1, "q_rev", 5, &got), 0, "revoked jobs never run");
     free(got);
 
     cr_assert_eq(b->ops->heartbeat(b, &wi, NULL, NULL, &revoked, &err), BP_OK, "%s", err.msg);
     cr_assert_eq(json_array_size(revoked), 1);
-    cr_assert_str_eq(json_string_value(json_array_get(revoked, 0)), r_id);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(revoked, 0), "id")), r_id);
+    cr_assert(json_is_false(json_object_get(json_array_get(revoked, 0), "terminate")));
     json_decref(revoked);
     ack(b, W1, r_id, JOB_REVOKED, NULL, "revoked while running", 0);
     cr_assert_eq(state_of(b, r_id), JOB_REVOKED);
-    cr_assert_eq(b->ops->revoke(b, r_id, &st, &err), BP_E_STATE, "revoking a finished job");
+    cr_assert_eq(b->ops->revoke(b, r_id, false, &st, &err), BP_E_STATE, "revoking a finished job");
     cr_assert(strstr(err.msg, "already finished"), "%s", err.msg);
-    cr_assert_eq(b->ops->revoke(b, "no-such-job", &st, &err), BP_E_NOTFOUND);
+    cr_assert_eq(b->ops->revoke(b, "no-such-job", false, &st, &err), BP_E_NOTFOUND);
     json_decref(queues);
     job_free(waiting);
     job_free(delayed);
@@ -612,7 +613,7 @@ void bsuite_on_final_hook(const bsuite_env *env)
     cr_assert_eq(lease(b, W1, "q_final", 1, &got), 1);
     free_jobs(got, 1);
     ack(b, W1, ok_id, JOB_SUCCESS, "1", NULL, 0);
-    cr_assert_eq(b->ops->revoke(b, rev_id, &st, NULL), BP_OK);
+    cr_assert_eq(b->ops->revoke(b, rev_id, false, &st, NULL), BP_OK);
     cr_assert_eq(log.count, 2, "one hook call per final state");
     cr_assert_str_eq(log.states[0], "SUCCESS");
     cr_assert_str_eq(log.states[1], "REVOKED");

@@ -275,7 +275,7 @@ Test(pool, revoke_running_job_cancels_it)
     char id[BP_JOB_ID_SIZE];
     util_strlcpy(id, json_string_value(json_object_get(json_array_get(list, 0), "id")), sizeof id);
     json_decref(list);
-    cr_assert_eq(producer->ops->revoke(producer, id, &st, NULL), BP_OK);
+    cr_assert_eq(producer->ops->revoke(producer, id, false, &st, NULL), BP_OK);
     cr_assert_eq(st, JOB_STARTED);
     cr_assert(wait_done(&r, 1, 5000), "the running job was told to stop");
     for (int i = 0; i < 200; i++) {

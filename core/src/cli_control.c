@@ -1,0 +1,299 @@
+/*
+ * cli_control.c - `betpipe inspect`, `betpipe control` and `betpipe cache`: talking to the
+ * running daemons of the instance through their control sockets (control.h), the way Celery's
+ * inspect/control talk to workers.
+ *
+ * The in-memory cache lives inside each daemon, so `cache stats|get|clear` ask the daemons;
+ * with a Redis cache (shared by every daemon) they work on Redis directly.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "cache.h"
+#include "cli.h"
+#include "cli_util.h"
+#include "control.h"
+#include "util.h"
+
+static const cli_opt control_opts[] = {
+    {"destination", true, "W1,W2  only these workers (ids from `betpipe status`)"},
+    {"timeout", true, "DUR        how long to wait for replies (default 2s)"},
+};
+
+static int parse_timeout(cli_args *a, int64_t *out)
+{
+    bp_error err = {0};
+    const char *v = cli_opt_value(a, "timeout");
+    *out = 2000;
+    if (v && util_parse_duration_ms(v, out, &err) != BP_OK) {
+        return cli_fail(a, BP_E_INVAL, err.msg);
+    }
+    return 0;
+}
+
+/* Broadcast and print the replies; exit code 0 when at least one daemon answered. */
+static int broadcast_and_print(cli_args *a, app *ap, const char *cmd, json_t *args)
+{
+    char *run_dir = util_asprintf("%s/run", ap->cfg->data_dir);
+    json_t *replies = NULL, *r;
+    const char *worker;
+    bp_error err = {0};
+    int64_t timeout;
+    int rc = parse_timeout(a, &timeout);
+    if (rc != 0) {
+        free(run_dir);
+        return rc;
+    }
+    rc = control_broadcast(run_dir, cmd, args, cli_opt_value(a, "destination"), timeout, &replies,
+                           &err);
+    free(run_dir);
+    if (rc != BP_OK) {
+        return cli_fail(a, rc, err.msg);
+    }
+    if (json_object_size(replies) == 0) {
+        json_decref(replies);
+        return cli_fail(a, BP_E_NOTFOUND, "no daemon answered (is one running for this data dir?)");
+    }
+    if (a->json) {
+        cli_print_json(replies);
+    } else {
+        json_object_foreach(replies, worker, r)
+        {
+            if (json_is_true(json_object_get(r, "ok"))) {
+                char *s = json_dumps(json_object_get(r, "reply"), JSON_INDENT(2) | JSON_ENCODE_ANY);
+                printf("-> %s: OK\n%s\n", worker, s ? s : "");
+                free(s);
+            } else {
+                printf("-> %s: ERROR %s\n", worker, json_string_value(json_object_get(r, "error")));
+            }
+        }
+    }
+    rc = CLI_EXIT_OK;
+    json_object_foreach(replies, worker, r)
+    {
+        if (!json_is_true(json_object_get(r, "ok"))) {
+            rc = CLI_EXIT_FAILURE;
+        }
+    }
+    json_decref(replies);
+    return rc;
+}
+
+/* ---- inspect -------------------------------------------------------------------------------- */
+
+static int cmd_inspect(cli_args *a, int argc, char **argv)
+{
+    static const char *const what[] = {"ping",       "stats", "active",        "reserved",
+                                       "registered", "conf",  "active_queues", "scheduled"};
+    app *ap = NULL;
+    int rc;
+    bool known = false;
+    (void)argc;
+    (void)argv;
+    if (a->n_positional != 1) {
+        return cli_fail(a, BP_E_INVAL,
+                        "usage: betpipe inspect ping|stats|active|reserved|scheduled|registered|"
+                        "active_queues|conf");
+    }
+    for (size_t i = 0; i < sizeof what / sizeof what[0]; i++) {
+        known = known || strcmp(a->positional[0], what[i]) == 0;
+    }
+    if (!known) {
+        return cli_fail(a, BP_E_INVAL,
+                        "unknown inspect command (ping, stats, active, reserved, "
+                        "scheduled, registered, active_queues, conf)");
+    }
+    if ((rc = cli_open_app(a, APP_BROKER, &ap)) != 0) {
+        return rc;
+    }
+    if (strcmp(a->positional[0], "scheduled") == 0) {
+        /* Delayed and retrying jobs wait in the broker, not in any worker's memory. */
+        json_t *out = json_array(), *list = NULL;
+        bp_error err = {0};
+        job_state states[] = {JOB_SCHEDULED, JOB_RETRY};
+        for (size_t i = 0; i < 2; i++) {
+            broker_filter f = {.state = (int)states[i], .limit = 1000};
+            if (ap->broker->ops->list(ap->broker, &f, &list, &err) != BP_OK) {
+                json_decref(out);
+                rc = cli_fail(a, err.code, err.msg);
+                app_close(ap);
+                return rc;
+            }
+            json_array_extend(out, list);
+            json_decref(list);
+        }
+        if (a->json) {
+            cli_print_json(out);
+        } else {
+            size_t i;
+            json_t *j;
+            printf("%zu scheduled or retrying job(s) in the broker\n", json_array_size(out));
+            json_array_foreach(out, i, j)
+            {
+                printf("  %s  %-20s %-10s eta %s\n", json_string_value(json_object_get(j, "id")),
+                       json_string_value(json_object_get(j, "type")),
+                       json_string_value(json_object_get(j, "state")),
+                       json_is_string(json_object_get(j, "eta"))
+                           ? json_string_value(json_object_get(j, "eta"))
+                           : "-");
+            }
+        }
+        json_decref(out);
+        app_close(ap);
+        return CLI_EXIT_OK;
+    }
+    rc = broadcast_and_print(a, ap, a->positional[0], NULL);
+    app_close(ap);
+    return rc;
+}
+
+/* ---- control -------------------------------------------------------------------------------- */
+
+static int cmd_control(cli_args *a, int argc, char **argv)
+{
+    app *ap = NULL;
+    json_t *args = NULL;
+    const char *cmd;
+    char wire[32];
+    int rc;
+    (void)argc;
+    (void)argv;
+    if (a->n_positional < 1) {
+        return cli_fail(a, BP_E_INVAL,
+                        "usage: betpipe control pool-grow QUEUE [N] | pool-shrink QUEUE [N] | "
+                        "add-consumer QUEUE [N] | cancel-consumer QUEUE | shutdown");
+    }
+    cmd = a->positional[0];
+    if (strcmp(cmd, "shutdown") == 0) {
+        args = json_object();
+    } else if (strcmp(cmd, "pool-grow") == 0 || strcmp(cmd, "pool-shrink") == 0 ||
+               strcmp(cmd, "add-consumer") == 0 || strcmp(cmd, "cancel-consumer") == 0) {
+        int64_t n = 1;
+        bp_error err = {0};
+        if (a->n_positional < 2) {
+            return cli_fail(a, BP_E_INVAL,
+                            "which queue? (e.g. betpipe control pool-grow "
+                            "ml_queue 2)");
+        }
+        if (a->n_positional >= 3 &&
+            util_parse_int64(a->positional[2], 0, 256, "N", &n, &err) != BP_OK) {
+            return cli_fail(a, BP_E_INVAL, err.msg);
+        }
+        args = a->n_positional >= 3 || strcmp(cmd, "add-consumer") != 0
+                   ? json_pack("{s:s, s:I}", "queue", a->positional[1], "n", (json_int_t)n)
+                   : json_pack("{s:s}", "queue", a->positional[1]);
+    } else {
+        return cli_fail(a, BP_E_INVAL,
+                        "unknown control command (pool-grow, pool-shrink, "
+                        "add-consumer, cancel-consumer, shutdown)");
+    }
+    /* wire names use underscores, like Celery's */
+    util_strlcpy(wire, cmd, sizeof wire);
+    for (char *p = wire; *p; p++) {
+        if (*p == '-') {
+            *p = '_';
+        }
+    }
+    if ((rc = cli_open_app(a, APP_STORE, &ap)) != 0) {
+        json_decref(args);
+        return rc;
+    }
+    rc = broadcast_and_print(a, ap, wire, args);
+    json_decref(args);
+    app_close(ap);
+    return rc;
+}
+
+/* ---- cache ---------------------------------------------------------------------------------- */
+
+static int cmd_cache(cli_args *a, int argc, char **argv)
+{
+    app *ap = NULL;
+    cache *c = NULL;
+    bp_error err = {0};
+    const char *sub = a->n_positional ? a->positional[0] : NULL;
+    json_t *args = NULL, *out = NULL;
+    const char *wire;
+    int rc;
+    (void)argc;
+    (void)argv;
+    if (!sub ||
+        (strcmp(sub, "stats") != 0 && strcmp(sub, "get") != 0 && strcmp(sub, "clear") != 0)) {
+        return cli_fail(a, BP_E_INVAL, "usage: betpipe cache stats | get TYPE KEY | clear [TYPE]");
+    }
+    if (strcmp(sub, "get") == 0 && a->n_positional != 3) {
+        return cli_fail(a, BP_E_INVAL,
+                        "usage: betpipe cache get TYPE KEY (KEY as JSON filters, "
+                        "e.g. '{\"match\": 1234}', or the canonical key text)");
+    }
+    if (strcmp(sub, "stats") == 0) {
+        wire = "cache_stats";
+    } else if (strcmp(sub, "get") == 0) {
+        wire = "cache_get";
+        args = json_pack("{s:s, s:s}", "type", a->positional[1], "key", a->positional[2]);
+    } else {
+        wire = "cache_clear";
+        args = json_pack("{s:s?}", "type", a->n_positional > 1 ? a->positional[1] : NULL);
+    }
+    if ((rc = cli_open_app(a, APP_STORE, &ap)) != 0) {
+        json_decref(args);
+        return rc;
+    }
+    {
+        const char *prefix =
+            json_string_value(json_object_get(config_section(ap->cfg, "broker"), "prefix"));
+        rc = cache_open(config_section(ap->cfg, "cache"), prefix ? prefix : "bp", &c, &err);
+    }
+    if (rc != BP_OK) {
+        json_decref(args);
+        app_close(ap);
+        return cli_fail(a, rc, err.msg);
+    }
+    if (strcmp(cache_backend_name(c), "memory") == 0) {
+        /* The entries live in the daemons' memory: ask them. */
+        cache_close(c);
+        rc = broadcast_and_print(a, ap, wire, args);
+        if (rc == CLI_EXIT_NOTFOUND) {
+            fprintf(stderr, "betpipe cache: the cache is in memory (the default), so it lives "
+                            "inside a running daemon and none answered\n");
+        }
+        json_decref(args);
+        app_close(ap);
+        return rc;
+    }
+    if (strcmp(sub, "stats") == 0) {
+        rc = cache_stats(c, &out, &err);
+    } else if (strcmp(sub, "get") == 0) {
+        rc = cache_inspect(c, a->positional[1], a->positional[2], &out, &err);
+    } else {
+        rc = cache_clear(c, a->n_positional > 1 ? a->positional[1] : NULL, &out, &err);
+    }
+    if (rc == BP_OK) {
+        cli_print_json(out);
+    } else {
+        rc = cli_fail(a, rc, err.msg);
+    }
+    json_decref(out);
+    json_decref(args);
+    cache_close(c);
+    app_close(ap);
+    return rc;
+}
+
+const cli_command cli_inspect_command = {
+    "inspect", "inspect WHAT [--destination W] [--timeout DUR]",
+    "ask running daemons: ping, stats, active, reserved, scheduled, registered, active_queues, "
+    "conf",
+    CLI_OPTS(control_opts), cmd_inspect};
+
+const cli_command cli_control_command = {
+    "control", "control CMD [ARGS] [--destination W]",
+    "change running daemons: pool-grow, pool-shrink, add-consumer, cancel-consumer, shutdown",
+    CLI_OPTS(control_opts), cmd_control};
+
+const cli_command cli_cache_command = {
+    "cache", "cache stats | get TYPE KEY | clear [TYPE]",
+    "the typed cache: statistics per type, one entry, or clear (in-memory: asks the daemons)",
+    CLI_OPTS(control_opts), cmd_cache};
