@@ -4,6 +4,7 @@
 #
 #   bench/beat.sh                                builds a Release tree in build-bench/
 #   ENTRIES=10 DURATION=30 DAEMONS=2 RUNS=1 bench/beat.sh
+#   BROKER=unix:///path/redis.sock bench/beat.sh      the same on a Redis broker
 #
 # Target: p99 < 100 ms. Figures are printed, never asserted (tests do not time things).
 set -euo pipefail
@@ -18,6 +19,7 @@ for run in $(seq 1 "$RUNS"); do
     echo "## run $run"
     "$BUILD/bench/bench_beat" --betpipe "$BUILD/bin/betpipe" \
         --plugin-dir "$BUILD/lib/betpipe/plugins" --data-dir "$dir" \
-        --entries "$ENTRIES" --duration "$DURATION" --daemons "$DAEMONS"
+        --entries "$ENTRIES" --duration "$DURATION" --daemons "$DAEMONS" \
+        ${BROKER:+--broker "$BROKER"}
     rm -rf "$dir"
 done

@@ -18,6 +18,7 @@
 
 #include "client.h"
 #include "engine.h"
+#include "redis_fixture.h"
 #include "schedule.h"
 #include "util.h"
 
@@ -238,7 +239,7 @@ static bool wall_clock_passed(void *ud)
  * Exactly once across daemons
  * ========================================================================================== */
 
-Test(beat, two_daemons_fire_every_slot_exactly_once)
+static void two_daemons_fire_every_slot_exactly_once(void)
 {
     enum { MAX = 4096 };
     static slot_job jobs[MAX];
@@ -304,7 +305,7 @@ Test(beat, two_daemons_fire_every_slot_exactly_once)
  * Restart: no double fire, missed-run policies
  * ========================================================================================== */
 
-Test(beat, restart_applies_missed_policies_and_never_fires_twice)
+static void restart_applies_missed_policies_and_never_fires_twice(void)
 {
     enum { MAX = 1024 };
     static slot_job catcher[MAX], skipper[MAX];
@@ -420,7 +421,7 @@ static int max_concurrent(const char *prefix)
     return best;
 }
 
-Test(beat, no_overlap_skips_while_the_previous_run_is_live)
+static void no_overlap_skips_while_the_previous_run_is_live(void)
 {
     enum { MAX = 256 };
     static slot_job jobs[MAX];
@@ -471,6 +472,48 @@ Test(beat, no_overlap_skips_while_the_previous_run_is_live)
     cr_assert(strstr(r.out, "overlap_skip="), "%s", r.out);
     bpt_result_free(&r);
     app_close(a);
+}
+
+/* Both on the embedded SQLite broker and on a real redis-server (unix socket in a temp dir):
+ * the beat relies only on the broker contract (an existing id and a held unique key are
+ * refused atomically). */
+Test(beat, two_daemons_fire_every_slot_exactly_once)
+{
+    two_daemons_fire_every_slot_exactly_once();
+}
+
+Test(beat, two_daemons_fire_every_slot_exactly_once_on_redis)
+{
+    bpt_redis *r = bpt_redis_start(NULL);
+    setenv("BETPIPE_BROKER_URL", bpt_redis_url(r), 1);
+    two_daemons_fire_every_slot_exactly_once();
+    bpt_redis_free(r);
+}
+
+Test(beat, no_overlap_skips_while_the_previous_run_is_live)
+{
+    no_overlap_skips_while_the_previous_run_is_live();
+}
+
+Test(beat, restart_applies_missed_policies_and_never_fires_twice)
+{
+    restart_applies_missed_policies_and_never_fires_twice();
+}
+
+Test(beat, restart_applies_missed_policies_and_never_fires_twice_on_redis)
+{
+    bpt_redis *r = bpt_redis_start(NULL);
+    setenv("BETPIPE_BROKER_URL", bpt_redis_url(r), 1);
+    restart_applies_missed_policies_and_never_fires_twice();
+    bpt_redis_free(r);
+}
+
+Test(beat, no_overlap_skips_while_the_previous_run_is_live_on_redis)
+{
+    bpt_redis *r = bpt_redis_start(NULL);
+    setenv("BETPIPE_BROKER_URL", bpt_redis_url(r), 1);
+    no_overlap_skips_while_the_previous_run_is_live();
+    bpt_redis_free(r);
 }
 
 /* ============================================================================================
