@@ -341,6 +341,23 @@ const store_migration store_migrations[] = {
      "CREATE INDEX job_history_type ON job_history(type, finished_ms);",
      NULL},
     {2, "domain: leagues, seasons, teams, matches, odds, team statistics", v2_part1, v2_more},
+    /* What the beat noticed about its entries beyond the jobs themselves: slots skipped
+     * because the previous run was live, missed slots at start, manual runs, enqueue errors.
+     * `schedule list` reads it; the beat keeps the newest 500 per entry. */
+    {3, "beat events",
+     "CREATE TABLE beat_events ("
+     "  seq     INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  entry   TEXT NOT NULL,"
+     "  kind    TEXT NOT NULL,"
+     "  slot_ms INTEGER,"
+     "  at_ms   INTEGER NOT NULL,"
+     "  job_id  TEXT,"
+     "  worker  TEXT,"
+     "  detail  TEXT"
+     ");"
+     "CREATE UNIQUE INDEX beat_events_slot ON beat_events(entry, slot_ms, kind);"
+     "CREATE INDEX beat_events_entry ON beat_events(entry, seq);",
+     NULL},
 };
 
 const size_t store_migrations_count = sizeof store_migrations / sizeof store_migrations[0];
