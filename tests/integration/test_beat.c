@@ -702,12 +702,13 @@ Test(beat, default_schedule_is_found_and_reports_missing_plugins)
     int cannot = 0;
     cr_assert(strstr(json_string_value(json_object_get(o, "source")), "default ("), "%s", r.out);
     cr_assert_eq(json_array_size(json_object_get(o, "entries")), 9);
+    /* An entry has no problem exactly when its job type is loaded; the others say so. */
+    app *a = bpt_app_open(dd);
     json_array_foreach(json_object_get(o, "entries"), i, e)
     {
         const char *type = json_string_value(json_object_get(e, "job"));
         const json_t *problem = json_object_get(e, "problem");
-        /* the maint.* plugin is built; ml.*, data.*, backtest.*, alerts.* are not (yet) */
-        if (util_str_starts_with(type, "maint.")) {
+        if (registry_find_job(a->reg, type)) {
             cr_assert(json_is_null(problem), "%s: %s", type, json_string_value(problem));
         } else {
             cr_assert(json_is_string(problem) && strstr(json_string_value(problem), "not loaded"),
@@ -715,7 +716,8 @@ Test(beat, default_schedule_is_found_and_reports_missing_plugins)
             cannot++;
         }
     }
-    cr_assert_eq(cannot, 6);
+    app_close(a);
+    cr_assert(cannot > 0 && cannot < 9, "some shipped types are still to come (%d)", cannot);
     json_decref(o);
     bpt_result_free(&r);
 }
