@@ -172,6 +172,7 @@ typedef struct bp_match_query {
     int32_t limit;      /* 0 = all */
     int32_t descending; /* 1: newest first (default oldest first) */
     int32_t reserved0;
+    int64_t match_id; /* that match only (added before the freeze; 0 = any) */
 } bp_match_query;
 
 /* A fitted model to store (save_model). Zero / NULL fields are "not given". */
