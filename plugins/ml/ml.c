@@ -373,11 +373,11 @@ static int run_train(const bp_job *job, json_t **out_result, bp_error *err)
         (rc = league_id_of(h, code, &league_id, err)) != BP_OK) {
         return rc;
     }
-    if ((rc = load_training(h, code, league_id, job->args, &t, err)) != BP_OK) {
-        goto fail;
-    }
     if (h->store->get_model(h, 0, name, league_id, &previous, NULL) != BP_OK) {
         previous = NULL;
+    }
+    if ((rc = load_training(h, code, league_id, job->args, &t, err)) != BP_OK) {
+        goto fail;
     }
     snprintf(text, sizeof text, "fitting %s on %zu matches of %s", name, t.n, t.what);
     h->progress(job, 0.1, text);
@@ -680,8 +680,9 @@ static json_t *markets_json(const bp_prediction *p)
                         json_pack("{s:o, s:o, s:o}", "1x", num(p->p_home + p->p_draw), "12",
                                   num(p->p_home + p->p_away), "x2", num(p->p_draw + p->p_away)));
     json_object_set_new(mk, "draw_no_bet",
-                        json_pack("{s:o, s:o}", "home", num(dnb > 0 ? p->p_home / dnb : (double)NAN),
-                                  "away", num(dnb > 0 ? p->p_away / dnb : (double)NAN)));
+                        json_pack("{s:o, s:o}", "home",
+                                  num(dnb > 0 ? p->p_home / dnb : (double)NAN), "away",
+                                  num(dnb > 0 ? p->p_away / dnb : (double)NAN)));
     if (!p->has_score_matrix) {
         return mk;
     }
