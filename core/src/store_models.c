@@ -671,8 +671,8 @@ int store_put_predictions(store *s, const bp_prediction_rec *recs, size_t n,
     return rc;
 }
 
-/* Newest per (match, model type): no other prediction of that match by a model of the same type
- * was made later (the higher model id breaks a tie). */
+/* Latest per (match, model type): no prediction of that match by a newer fit (a higher model id)
+ * of the same type exists. */
 static const char SQL_PRED_LIST[] =
     "SELECT p.match_id, l.code, se.label, m.kickoff_ms, m.status, m.home_team_id, th.name, "
     "m.away_team_id, ta.name, m.home_goals, m.away_goals, md.model, p.model_id, p.p_home, "
@@ -684,9 +684,8 @@ static const char SQL_PRED_LIST[] =
     "AND (?3 = 0 OR p.model_id = ?3) AND (?4 IS NULL OR md.model = ?4) "
     "AND (?5 = 0 OR m.kickoff_ms >= ?5) AND (?6 = 0 OR m.kickoff_ms < ?6) "
     "AND (?7 = 0 OR NOT EXISTS (SELECT 1 FROM predictions p2 JOIN models m2 ON m2.id = p2.model_id "
-    "WHERE p2.match_id = p.match_id AND m2.model = md.model AND (p2.created_ms > p.created_ms OR "
-    "(p2.created_ms = p.created_ms AND p2.model_id > p.model_id)))) "
-    "ORDER BY m.kickoff_ms, m.id, md.model, p.created_ms DESC, p.model_id DESC LIMIT ?8";
+    "WHERE p2.match_id = p.match_id AND m2.model = md.model AND p2.model_id > p.model_id)) "
+    "ORDER BY m.kickoff_ms, m.id, md.model, p.model_id DESC LIMIT ?8";
 
 static json_t *prediction_json(sqlite3_stmt *st)
 {

@@ -209,7 +209,7 @@ typedef struct bp_prediction_rec {
 /* Which predictions (list_predictions). Zero / NULL fields do not filter. */
 typedef struct bp_prediction_query {
     uint32_t struct_size; /* sizeof(bp_prediction_query) */
-    int32_t latest;       /* 1: per (match, model type) only the newest prediction */
+    int32_t latest;       /* 1: per (match, model type) only the newest fit's prediction */
     int64_t match_id;
     int64_t league_id;
     int64_t model_id;
@@ -362,8 +362,8 @@ struct bp_store_api {
      * finite or do not sum to 1, markets that are not an object. */
     int (*put_predictions)(const bp_host *h, const bp_prediction_rec *recs, size_t n,
                            bp_store_counts *counts, bp_error *err);
-    /* Predictions, by kick-off then model type. *out_predictions: [{"match_id", "league",
-     * "season", "kickoff", "kickoff_ms", "status", "home": {"id", "name"}, "away": {...},
+    /* Predictions, by kick-off, model type and newest fit first. *out_predictions: [{"match_id",
+     * "league", "season", "kickoff", "kickoff_ms", "status", "home": {"id", "name"}, "away": {...},
      * "home_goals", "away_goals", "model", "model_id", "p_home", "p_draw", "p_away",
      * "exp_home_goals", "exp_away_goals" (null when unknown), "markets", "created_at"}]. */
     int (*list_predictions)(const bp_host *h, const bp_prediction_query *q,
