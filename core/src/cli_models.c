@@ -295,7 +295,7 @@ static long price_find(const store_price3 *rows, size_t n, int64_t id)
 
 static void print_row(const eval_row *r, bool ref)
 {
-    printf("  %-34s %5zu  %.4f  %.4f  %.4f  %.4f", r->label, r->s.n, bpm_scores_rps(&r->s),
+    printf("  %-36s %5zu  %.4f  %.4f  %.4f  %.4f", r->label, r->s.n, bpm_scores_rps(&r->s),
            bpm_scores_log_loss(&r->s), bpm_scores_brier(&r->s), bpm_scores_accuracy(&r->s));
     if (ref) {
         printf("  %25s", "(the reference)");
@@ -429,6 +429,13 @@ static int cmd_evaluate(cli_args *a, app *ap, int argc, char **argv)
     if ((rc = league_of(a, ap, code, &league_id)) != 0) {
         return rc;
     }
+    char seasons[40];
+    if (from_year == to_year) {
+        snprintf(seasons, sizeof seasons, "%d-%02d", (int)from_year, (int)((from_year + 1) % 100));
+    } else {
+        snprintf(seasons, sizeof seasons, "%d-%02d .. %d-%02d", (int)from_year,
+                 (int)((from_year + 1) % 100), (int)to_year, (int)((to_year + 1) % 100));
+    }
 
     /* the models, through their plugins */
     {
@@ -519,10 +526,9 @@ static int cmd_evaluate(cli_args *a, app *ap, int argc, char **argv)
         }
         if (!from_ms || !to_ms || to_ms <= from_ms) {
             snprintf(msg, sizeof msg,
-                     "no finished %s matches of %d-%02d .. %d-%02d in the store (import them "
-                     "first: betpipe run data.import --wait)",
-                     code, (int)from_year, (int)((from_year + 1) % 100), (int)to_year,
-                     (int)((to_year + 1) % 100));
+                     "no finished %s matches of %s in the store (import them first: betpipe run "
+                     "data.import --wait)",
+                     code, seasons);
             eval_free(&ev);
             return cli_fail(a, BP_E_NOTFOUND, msg);
         }
@@ -722,13 +728,12 @@ static int cmd_evaluate(cli_args *a, app *ap, int argc, char **argv)
     }
     char scored_text[1024];
     snprintf(scored_text, sizeof scored_text,
-             "%zu of the %zu finished %s matches of %d-%02d .. %d-%02d are scored: the %zu whose "
+             "%zu of the %zu finished %s matches of %s are scored: the %zu whose "
              "two teams both played >= %d matches in the %d days before the match day, less %zu "
              "without Pinnacle closing and Bet365 pre-closing 1X2 prices%s, less %zu some model "
              "could not predict. History: %zu finished %s matches from %s on; every model is "
              "refitted on the matches of earlier days only.",
-             n_use, n_candidates, code, (int)from_year, (int)((from_year + 1) % 100), (int)to_year,
-             (int)((to_year + 1) % 100), n_history_ok, BPM_WF_MIN_GAMES, BPM_WF_WINDOW_DAYS,
+             n_use, n_candidates, code, seasons, n_history_ok, BPM_WF_MIN_GAMES, BPM_WF_WINDOW_DAYS,
              n_no_odds, n_margin_refused ? " (or whose margin could not be removed)" : "",
              n_unpredicted, n, code, first_season);
 
@@ -755,9 +760,8 @@ static int cmd_evaluate(cli_args *a, app *ap, int argc, char **argv)
         cli_print_json(out);
         json_decref(out);
     } else {
-        printf("Walk-forward evaluation, %s %d-%02d .. %d-%02d\n%s\n\n", code, (int)from_year,
-               (int)((from_year + 1) % 100), (int)to_year, (int)((to_year + 1) % 100), scored_text);
-        printf("  %-34s %5s  %-6s  %-6s  %-6s  %-6s  %-25s  %s\n", "forecast", "n", "RPS",
+        printf("Walk-forward evaluation, %s %s\n%s\n\n", code, seasons, scored_text);
+        printf("  %-36s %5s  %-6s  %-6s  %-6s  %-6s  %-25s  %s\n", "forecast", "n", "RPS",
                "logloss", "Brier", "acc", "RPS - Pinnacle [95% CI]", "walk-forward   fits");
         for (size_t r = 0; r < ev.n_rows; r++) {
             print_row(&ev.rows[r], r == 0);

@@ -892,6 +892,26 @@ static json_t *prediction_brief(const json_t *full)
     return b;
 }
 
+/* Models name teams by store id ("team 14 has no rating"): say which club that is. */
+static void name_teams(char *msg, size_t len, const json_t *match)
+{
+    static const char *const sides[] = {"home", "away"};
+    for (size_t k = 0; k < 2; k++) {
+        const json_t *t = json_object_get(match, sides[k]);
+        char needle[48], *at;
+        snprintf(needle, sizeof needle, "team %lld ",
+                 (long long)json_integer_value(json_object_get(t, "id")));
+        at = strstr(msg, needle);
+        if (at && json_string_value(json_object_get(t, "name"))) {
+            char rest[BP_ERROR_MSG_MAX];
+            snprintf(rest, sizeof rest, "%s", at + strlen(needle));
+            snprintf(at, len - (size_t)(at - msg), "%s (team %lld) %s",
+                     json_string_value(json_object_get(t, "name")),
+                     (long long)json_integer_value(json_object_get(t, "id")), rest);
+        }
+    }
+}
+
 static int run_predict(const bp_job *job, json_t **out_result, bp_error *err)
 {
     const bp_host *h = job->host;
@@ -1001,6 +1021,7 @@ static int run_predict(const bp_job *job, json_t **out_result, bp_error *err)
             }
             if (prc != BP_OK) {
                 char reason[BP_ERROR_MSG_MAX + 64];
+                name_teams(e.msg, sizeof e.msg, m);
                 snprintf(reason, sizeof reason, "%s (model %lld, trained %s)", e.msg,
                          (long long)lms[i].id, lms[i].trained_at);
                 if (single) {
