@@ -1043,8 +1043,10 @@ static int run_predict(const bp_job *job, json_t **out_result, bp_error *err)
             }
             json_t *markets = markets_json(&p);
             full[n_recs] = prediction_json(m, &lms[i], &p, markets);
+            json_decref(markets); /* full[n_recs] holds it now; recs borrow it from there */
             if (!markets || !full[n_recs]) {
-                json_decref(markets);
+                json_decref(full[n_recs]);
+                full[n_recs] = NULL;
                 rc = bp_err(err, BP_E_NOMEM, "out of memory");
                 goto fail;
             }
