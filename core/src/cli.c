@@ -15,12 +15,14 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "beat.h"
 #include "cli_util.h"
 #include "client.h"
 #include "daemon.h"
 #include "exec.h"
 #include "isolate.h"
 #include "log.h"
+#include "schedule.h"
 #include "util.h"
 
 /* ============================================================================================
@@ -882,6 +884,40 @@ static int cmd_plugins(cli_args *a, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* The beat's part of `config check`: which schedule files, and as problems every file that does
+ * not load and every enabled entry that cannot run here (a job type not loaded, bad args). */
+static void add_schedule_report(app *ap, json_t *report, json_t *problems)
+{
+    schedule_set *set = NULL;
+    bp_error err = {0};
+    size_t i;
+    json_t *p;
+    if (schedule_load_for(ap->cfg, &set, &err) != BP_OK) {
+        json_array_append_new(problems,
+                              json_pack("{s:s, s:s}", "beat", "config", "error", err.msg));
+        return;
+    }
+    beat_check_entries(ap, set);
+    json_object_set_new(report, "beat",
+                        json_pack("{s:b, s:s, s:O, s:i}", "enabled", schedule_beat_enabled(ap->cfg),
+                                  "schedules", set->source, "files", set->files, "entries",
+                                  (int)set->n));
+    json_array_foreach(set->problems, i, p)
+    {
+        json_array_append_new(problems,
+                              json_pack("{s:O, s:O}", "schedule", json_object_get(p, "file"),
+                                        "error", json_object_get(p, "error")));
+    }
+    for (i = 0; i < set->n; i++) {
+        const schedule_entry *e = &set->entries[i];
+        if (e->enabled && e->problem) {
+            json_array_append_new(problems, json_pack("{s:s, s:s, s:s}", "schedule_entry", e->name,
+                                                      "schedule", e->file, "error", e->problem));
+        }
+    }
+    schedule_set_free(set);
+}
+
 static int cmd_config(cli_args *a, int argc, char **argv)
 {
     app *ap = NULL;
@@ -910,6 +946,7 @@ static int cmd_config(cli_args *a, int argc, char **argv)
         }
     }
     json_object_set_new(report, "job_types", registry_names(ap->reg, REGISTRY_JOB));
+    add_schedule_report(ap, report, problems);
     json_object_set_new(report, "problems", problems);
     if (a->json) {
         cli_print_json(report);
@@ -1025,10 +1062,10 @@ static const cli_command cmd_exec_job_entry = {"__exec-job", "__exec-job",
                                                CLI_OPTS(exec_job_opts), cmd_exec_job};
 
 static const cli_command *const commands[] = {
-    &cmd_exec_job_entry, &cmd_daemon_entry,   &cmd_run_entry,       &cmd_task_entry,
-    &cmd_status_entry,   &cmd_jobs_entry,     &cmd_purge_entry,     &cmd_revoke_entry,
-    &cmd_plugins_entry,  &cmd_config_entry,   &cli_inspect_command, &cli_control_command,
-    &cli_cache_command,  &cli_models_command,
+    &cmd_exec_job_entry, &cmd_daemon_entry,     &cmd_run_entry,       &cmd_task_entry,
+    &cmd_status_entry,   &cmd_jobs_entry,       &cmd_purge_entry,     &cmd_revoke_entry,
+    &cmd_plugins_entry,  &cmd_config_entry,     &cli_inspect_command, &cli_control_command,
+    &cli_cache_command,  &cli_schedule_command, &cli_models_command,
 };
 
 static void print_opts(const cli_opt *opts, int n)

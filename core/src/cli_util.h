@@ -61,6 +61,7 @@ typedef struct cli_command {
 extern const cli_command cli_inspect_command;
 extern const cli_command cli_control_command;
 extern const cli_command cli_cache_command;
+extern const cli_command cli_schedule_command;
 extern const cli_command cli_models_command;
 
 typedef struct app app;

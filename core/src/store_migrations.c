@@ -319,7 +319,7 @@ static const char v2_part5[] =
 static const char *const v2_more[] = {v2_part2, v2_part3, v2_part4, v2_part5, NULL};
 
 /*
- * v3: fitted models and their predictions (the ml.* jobs).
+ * v4: fitted models and their predictions (the ml.* jobs).
  *  - models keeps every fit (params, the state save() wrote, metrics, the training range) so a
  *    prediction can always name the exact fit that made it. The partial unique index lets at
  *    most one model per (type, league) be active; save flips it inside the transaction that
@@ -329,7 +329,7 @@ static const char *const v2_more[] = {v2_part2, v2_part3, v2_part4, v2_part5, NU
  *    the row, a new fit adds one. markets is JSON (1X2, double chance, totals, BTTS, Asian
  *    handicap, correct score as far as the model prices them).
  */
-static const char v3_models[] =
+static const char v4_models[] =
     "CREATE TABLE models ("
     "  id            INTEGER PRIMARY KEY,"
     "  model         TEXT NOT NULL,"
@@ -384,7 +384,24 @@ const store_migration store_migrations[] = {
      "CREATE INDEX job_history_type ON job_history(type, finished_ms);",
      NULL},
     {2, "domain: leagues, seasons, teams, matches, odds, team statistics", v2_part1, v2_more},
-    {3, "models: fitted models and predictions", v3_models, NULL},
+    /* What the beat noticed about its entries beyond the jobs themselves: slots skipped
+     * because the previous run was live, missed slots at start, manual runs, enqueue errors.
+     * `schedule list` reads it; the beat keeps the newest 500 per entry. */
+    {3, "beat events",
+     "CREATE TABLE beat_events ("
+     "  seq     INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  entry   TEXT NOT NULL,"
+     "  kind    TEXT NOT NULL,"
+     "  slot_ms INTEGER,"
+     "  at_ms   INTEGER NOT NULL,"
+     "  job_id  TEXT,"
+     "  worker  TEXT,"
+     "  detail  TEXT"
+     ");"
+     "CREATE UNIQUE INDEX beat_events_slot ON beat_events(entry, slot_ms, kind);"
+     "CREATE INDEX beat_events_entry ON beat_events(entry, seq);",
+     NULL},
+    {4, "models: fitted models and predictions", v4_models, NULL},
 };
 
 const size_t store_migrations_count = sizeof store_migrations / sizeof store_migrations[0];

@@ -1,5 +1,5 @@
 /*
- * store_models.h - fitted models and predictions in the store (schema v3 in
+ * store_models.h - fitted models and predictions in the store (schema v4 in
  * store_migrations.c).
  *
  * These are what the plugin ABI's store table (betpipe/store.h) calls for save_model,
