@@ -221,6 +221,24 @@ Test(ml, train_dixon_coles_reproduces_the_reference_through_the_store)
     cr_assert_gt(num(json_object_get(mk, "correct_score"), "1-1"), 0.05);
     json_decref(preds);
     store_close(s);
+
+    /* bad predict requests are named, and store nothing */
+    const struct {
+        const char *args;
+        const char *says;
+    } bad[] = {
+        {"{\"league\": \"E0\", \"match\": 1}", "either match"},
+        {"{\"match\": 99999999}", "no match with id 99999999"},
+        {"{\"league\": \"E0\", \"model\": \"elo\"}", "no active elo model for E0"},
+        {"{\"league\": \"E0\", \"from\": \"2023-13-01\"}", "out of range"},
+        {"{\"league\": \"XX\"}", "unknown league 'XX'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rec = run_job("ml.predict", bad[i].args);
+        cr_assert_str_eq(state_of(rec), "FAILURE", "%s", bad[i].args);
+        cr_assert(strstr(error_of(rec), bad[i].says), "%s -> %s", bad[i].args, error_of(rec));
+        json_decref(rec);
+    }
 }
 
 Test(ml, a_failed_train_stores_nothing_and_the_active_model_stays)
