@@ -1065,7 +1065,7 @@ static const cli_command *const commands[] = {
     &cmd_exec_job_entry, &cmd_daemon_entry,     &cmd_run_entry,       &cmd_task_entry,
     &cmd_status_entry,   &cmd_jobs_entry,       &cmd_purge_entry,     &cmd_revoke_entry,
     &cmd_plugins_entry,  &cmd_config_entry,     &cli_inspect_command, &cli_control_command,
-    &cli_cache_command,  &cli_schedule_command,
+    &cli_cache_command,  &cli_schedule_command, &cli_models_command,
 };
 
 static void print_opts(const cli_opt *opts, int n)

@@ -20,6 +20,7 @@
 #include "http_client.h"
 #include "log.h"
 #include "store_domain.h"
+#include "store_models.h"
 #include "util.h"
 
 typedef struct host_ctx {
@@ -322,6 +323,41 @@ static void hs_free_results(const bp_host *h, bp_match_result *rows)
     store_free_results(rows);
 }
 
+static int hs_save_model(const bp_host *h, const bp_model_rec *rec, int64_t *out_id,
+                         int64_t *out_replaced, bp_error *err)
+{
+    return store_save_model(store_of(h), rec, out_id, out_replaced, err);
+}
+
+static int hs_get_model(const bp_host *h, int64_t model_id, const char *model, int64_t league_id,
+                        json_t **out, bp_error *err)
+{
+    return store_get_model(store_of(h), model_id, model, league_id, out, err);
+}
+
+static int hs_list_models(const bp_host *h, const char *model, int64_t league_id,
+                          int32_t active_only, json_t **out, bp_error *err)
+{
+    return store_list_models(store_of(h), model, league_id, active_only, out, err);
+}
+
+static int hs_activate_model(const bp_host *h, int64_t model_id, bp_error *err)
+{
+    return store_activate_model(store_of(h), model_id, err);
+}
+
+static int hs_put_predictions(const bp_host *h, const bp_prediction_rec *recs, size_t n,
+                              bp_store_counts *counts, bp_error *err)
+{
+    return store_put_predictions(store_of(h), recs, n, counts, err);
+}
+
+static int hs_list_predictions(const bp_host *h, const bp_prediction_query *q, json_t **out,
+                               bp_error *err)
+{
+    return store_list_predictions(store_of(h), q, out, err);
+}
+
 static const bp_store_api store_api = {
     .struct_size = sizeof(bp_store_api),
     .path = hs_path,
@@ -347,6 +383,12 @@ static const bp_store_api store_api = {
     .get_team_stats = hs_get_team_stats,
     .match_results = hs_match_results,
     .free_results = hs_free_results,
+    .save_model = hs_save_model,
+    .get_model = hs_get_model,
+    .list_models = hs_list_models,
+    .activate_model = hs_activate_model,
+    .put_predictions = hs_put_predictions,
+    .list_predictions = hs_list_predictions,
 };
 
 /* ---- cache: the typed cache of the app (cache.h) -------------------------------------------- */

@@ -1717,7 +1717,7 @@ int store_upsert_team_stats(store *s, bp_store_batch *b, const bp_team_stats_rec
     "WHERE (?1 = 0 OR m.league_id = ?1) AND (?2 = 0 OR s.start_year = ?2) "                        \
     "AND (?3 = 0 OR m.home_team_id = ?3 OR m.away_team_id = ?3) "                                  \
     "AND (?4 = 0 OR m.kickoff_ms >= ?4) AND (?5 = 0 OR m.kickoff_ms < ?5) "                        \
-    "AND (?6 IS NULL OR m.status = ?6) "
+    "AND (?6 IS NULL OR m.status = ?6) AND (?9 = 0 OR m.id = ?9) "
 static const char SQL_MATCH_LIST_ASC[] =
     MATCH_COLUMNS MATCH_FILTER "ORDER BY m.kickoff_ms, m.id LIMIT ?7";
 static const char SQL_MATCH_LIST_DESC[] =
@@ -1745,6 +1745,7 @@ static void bind_query(sqlite3_stmt *st, const bp_match_query *q)
     sqlite3_bind_int64(st, 5, q->to_ms);
     bind_text(st, 6, store_match_status_name(q->status));
     sqlite3_bind_int(st, 7, q->limit > 0 ? q->limit : -1);
+    sqlite3_bind_int64(st, 9, q->match_id);
 }
 
 static json_t *match_json(sqlite3_stmt *st)

@@ -318,6 +318,49 @@ static const char v2_part5[] =
 
 static const char *const v2_more[] = {v2_part2, v2_part3, v2_part4, v2_part5, NULL};
 
+/*
+ * v4: fitted models and their predictions (the ml.* jobs).
+ *  - models keeps every fit (params, the state save() wrote, metrics, the training range) so a
+ *    prediction can always name the exact fit that made it. The partial unique index lets at
+ *    most one model per (type, league) be active; save flips it inside the transaction that
+ *    inserts the new row. state is NULL once an old inactive fit has dropped it (the record and
+ *    its predictions stay).
+ *  - predictions is keyed by (match, model id): predicting again with the same fit replaces
+ *    the row, a new fit adds one. markets is JSON (1X2, double chance, totals, BTTS, Asian
+ *    handicap, correct score as far as the model prices them).
+ */
+static const char v4_models[] =
+    "CREATE TABLE models ("
+    "  id            INTEGER PRIMARY KEY,"
+    "  model         TEXT NOT NULL,"
+    "  league_id     INTEGER NOT NULL REFERENCES leagues(id),"
+    "  params        TEXT NOT NULL,"
+    "  state         TEXT,"
+    "  state_version INTEGER NOT NULL,"
+    "  metrics       TEXT NOT NULL,"
+    "  train_from_ms INTEGER,"
+    "  train_to_ms   INTEGER,"
+    "  n_matches     INTEGER NOT NULL,"
+    "  trained_ms    INTEGER NOT NULL,"
+    "  job_id        TEXT,"
+    "  active        INTEGER NOT NULL DEFAULT 0 CHECK (active IN (0, 1))"
+    ");"
+    "CREATE UNIQUE INDEX models_active ON models(model, league_id) WHERE active = 1;"
+    "CREATE INDEX models_league ON models(league_id, model, trained_ms);"
+    "CREATE TABLE predictions ("
+    "  match_id       INTEGER NOT NULL REFERENCES matches(id) ON DELETE CASCADE,"
+    "  model_id       INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,"
+    "  p_home         REAL NOT NULL,"
+    "  p_draw         REAL NOT NULL,"
+    "  p_away         REAL NOT NULL,"
+    "  exp_home_goals REAL,"
+    "  exp_away_goals REAL,"
+    "  markets        TEXT,"
+    "  created_ms     INTEGER NOT NULL,"
+    "  PRIMARY KEY (match_id, model_id)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX predictions_model ON predictions(model_id);";
+
 const store_migration store_migrations[] = {
     {1, "job history",
      "CREATE TABLE job_history ("
@@ -358,6 +401,7 @@ const store_migration store_migrations[] = {
      "CREATE UNIQUE INDEX beat_events_slot ON beat_events(entry, slot_ms, kind);"
      "CREATE INDEX beat_events_entry ON beat_events(entry, seq);",
      NULL},
+    {4, "models: fitted models and predictions", v4_models, NULL},
 };
 
 const size_t store_migrations_count = sizeof store_migrations / sizeof store_migrations[0];

@@ -26,6 +26,14 @@
  *   odds      snapshots: one price per (match, bookmaker, market, selection, line, closing
  *             flag, captured_at). Storing the same quotes again changes nothing.
  *   team stats per (team, season, source): rank, points, form, totals, and a JSON detail.
+ *
+ * Models (what the ml.* jobs write and read):
+ *   models      fitted models: type, league, params, the state save() wrote (with its
+ *               state_version), fit metrics, the training range and size, when and by which
+ *               job. At most one model per (type, league) is active: the one ml.predict uses.
+ *               A new model becomes active in the same transaction that stores it, so a
+ *               reader sees the old model or the new one, never none.
+ *   predictions one per (match, stored model): 1X2, expected goals and the priced markets.
  */
 #ifndef BETPIPE_STORE_H
 #define BETPIPE_STORE_H
@@ -164,7 +172,53 @@ typedef struct bp_match_query {
     int32_t limit;      /* 0 = all */
     int32_t descending; /* 1: newest first (default oldest first) */
     int32_t reserved0;
+    int64_t match_id; /* that match only (added before the freeze; 0 = any) */
 } bp_match_query;
+
+/* A fitted model to store (save_model). Zero / NULL fields are "not given". */
+typedef struct bp_model_rec {
+    uint32_t struct_size;  /* sizeof(bp_model_rec) */
+    int32_t state_version; /* the model type's state_version that wrote `state` */
+    const char *model;     /* required: the model type ("dixon_coles") */
+    int64_t league_id;     /* required */
+    const json_t *params;  /* the params the model was created with; NULL = {} */
+    const json_t *state;   /* required: the object save() returned */
+    const json_t *metrics; /* what fit() reported, plus anything the trainer adds; NULL = {} */
+    int64_t train_from_ms; /* kick-offs of the first and the last training match */
+    int64_t train_to_ms;
+    int64_t n_matches;  /* training matches */
+    int64_t trained_ms; /* when it was trained; 0 = now */
+    const char *job_id; /* the job that trained it, or NULL */
+    int32_t activate;   /* 1: it becomes the active model of (model, league) */
+    int32_t keep;       /* the newest `keep` models of (model, league) keep their state; older
+                         * inactive ones keep only their record (and predictions); 0 = 10 */
+} bp_model_rec;
+
+/* One prediction in put_predictions(). Layout frozen (arrays of it cross the ABI). */
+typedef struct bp_prediction_rec {
+    int64_t match_id;
+    int64_t model_id; /* a stored model (save_model's id) */
+    double p_home;    /* finite, in [0, 1], summing to 1 within 1e-6 */
+    double p_draw;
+    double p_away;
+    double exp_home_goals; /* NAN when the model gives none */
+    double exp_away_goals;
+    const json_t *markets; /* the priced markets (an object), or NULL */
+} bp_prediction_rec;
+
+/* Which predictions (list_predictions). Zero / NULL fields do not filter. */
+typedef struct bp_prediction_query {
+    uint32_t struct_size; /* sizeof(bp_prediction_query) */
+    int32_t latest;       /* 1: per (match, model type) only the newest fit's prediction */
+    int64_t match_id;
+    int64_t league_id;
+    int64_t model_id;
+    const char *model; /* model type */
+    int64_t from_ms;   /* kick-off >= from_ms */
+    int64_t to_ms;     /* kick-off < to_ms */
+    int32_t limit;     /* 0 = all */
+    int32_t reserved0;
+} bp_prediction_query;
 
 struct bp_store_api {
     uint32_t struct_size;
@@ -279,6 +333,41 @@ struct bp_store_api {
     int (*match_results)(const bp_host *h, const bp_match_query *q, const char *bookmaker,
                          bp_match_result **out_rows, size_t *out_n, bp_error *err);
     void (*free_results)(const bp_host *h, bp_match_result *rows);
+
+    /* -- models and predictions --------------------------------------------------------------- */
+    /* Store a fitted model. With rec->activate it becomes the active model of (model, league)
+     * in the same transaction (the previous one stays stored, inactive): a failure stores
+     * nothing and leaves the active model as it was. *out_model_id (may be NULL) gets the new
+     * id, *out_replaced_id (may be NULL) the id of the model it replaced as active, or 0.
+     * BP_E_INVAL names a bad field (a state that is not an object, an unknown league). */
+    int (*save_model)(const bp_host *h, const bp_model_rec *rec, int64_t *out_model_id,
+                      int64_t *out_replaced_id, bp_error *err);
+    /* One stored model: model_id > 0 for that one, else the active model of (model,
+     * league_id). *out_model: {"id", "model", "league_id", "league", "params", "state" (null
+     * once dropped, see bp_model_rec.keep), "state_version", "metrics", "train_from",
+     * "train_from_ms", "train_to", "train_to_ms", "n_matches", "trained_at", "trained_ms",
+     * "job_id", "active"}. BP_E_NOTFOUND when there is none. */
+    int (*get_model)(const bp_host *h, int64_t model_id, const char *model, int64_t league_id,
+                     json_t **out_model, bp_error *err);
+    /* Stored models, newest first, as get_model objects without "state" (plus "has_state").
+     * model NULL / league_id 0 do not filter; active_only 1 lists the active ones only. */
+    int (*list_models)(const bp_host *h, const char *model, int64_t league_id, int32_t active_only,
+                       json_t **out_models, bp_error *err);
+    /* Make a stored model (that still has its state) the active one of its (model, league).
+     * BP_E_NOTFOUND for an unknown id, BP_E_STATE when its state was dropped. */
+    int (*activate_model)(const bp_host *h, int64_t model_id, bp_error *err);
+    /* Store n predictions in one transaction: a prediction of the same (match, model id) is
+     * replaced. counts (may be NULL): inserted, updated, unchanged. BP_E_INVAL (nothing
+     * stored) names the first bad record: unknown match or model, probabilities that are not
+     * finite or do not sum to 1, markets that are not an object. */
+    int (*put_predictions)(const bp_host *h, const bp_prediction_rec *recs, size_t n,
+                           bp_store_counts *counts, bp_error *err);
+    /* Predictions, by kick-off, model type and newest fit first. *out_predictions: [{"match_id",
+     * "league", "season", "kickoff", "kickoff_ms", "status", "home": {"id", "name"}, "away": {...},
+     * "home_goals", "away_goals", "model", "model_id", "p_home", "p_draw", "p_away",
+     * "exp_home_goals", "exp_away_goals" (null when unknown), "markets", "created_at"}]. */
+    int (*list_predictions)(const bp_host *h, const bp_prediction_query *q,
+                            json_t **out_predictions, bp_error *err);
 };
 
 #endif
