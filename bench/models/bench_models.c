@@ -1,5 +1,7 @@
 /*
- * bench_models.c - how fast and how good the models are.
+ * bench_models.c - how fast and how good the models are. The walk-forward itself (mask, refits,
+ * ensemble, bootstrap) is models/common/bpm_walkforward.c, which `betpipe models evaluate` runs
+ * on the store too.
  *
  *   1. Fit time: Dixon-Coles (no decay) on one season, cold start each time, median of many runs.
  *   2. Walk-forward: every model predicts every match of the evaluation seasons from the matches
@@ -39,6 +41,7 @@
 #include "bpm_goals.h"
 #include "bpm_margin.h"
 #include "bpm_metrics.h"
+#include "bpm_walkforward.h"
 #include "dixon_coles.h"
 #include "elo.h"
 #include "ensemble.h"
@@ -48,8 +51,8 @@
 #include "poisson.h"
 #include "random_forest.h"
 
-#define WINDOW_DAYS 1100
-#define MIN_GAMES   10
+#define WINDOW_DAYS BPM_WF_WINDOW_DAYS
+#define MIN_GAMES   BPM_WF_MIN_GAMES
 
 static double now_s(void)
 {
@@ -143,184 +146,30 @@ static void bench_fit_time(const char *dir, const char *season, int runs)
     fd_teams_free(&teams);
 }
 
-/* ---- walk-forward ------------------------------------------------------------------------ */
+/* ---- walk-forward (the library both this bench and `betpipe models evaluate` use) ---------- */
 
 typedef struct wf_model {
     const char *label;
     const bp_model_type *type;
     const char *params;
     int refit_days;
-    /* results */
-    double (*p)[3]; /* per match; NAN when not predicted */
-    double seconds;
-    int fits, fit_failures;
-    size_t predicted;
+    bpm_wf_model run; /* the walk-forward's outputs; run.p is NULL when the model did not run */
 } wf_model;
-
-static bool in_eval(const history *h, const bool *eval_mask, size_t k)
-{
-    (void)h;
-    return eval_mask[k];
-}
 
 static void run_walk_forward(const history *h, const bool *eval_mask, wf_model *w)
 {
-    w->p = malloc(h->n * sizeof *w->p);
-    for (size_t k = 0; k < h->n; k++) {
-        w->p[k][0] = w->p[k][1] = w->p[k][2] = (double)NAN;
-    }
     json_t *params = w->params ? json_loads(w->params, 0, NULL) : NULL;
-    void *model = NULL;
     bp_error err = {0};
-    if (w->type->create(NULL, params, &model, &err) != BP_OK) {
+    w->run = (bpm_wf_model){
+        .label = w->label, .type = w->type, .params = params, .refit_days = w->refit_days};
+    if (bpm_wf_run(h->m, h->n, eval_mask, &w->run, NULL, NULL, &err) != BP_OK) {
         die(w->label, &err);
     }
+    if (w->run.fit_failures && getenv("BENCH_VERBOSE") != NULL) {
+        fprintf(stderr, "%s: first failed fit: %s\n", w->label, w->run.first_failure);
+    }
+    w->run.params = NULL;
     json_decref(params);
-    double t0 = now_s();
-    int64_t last_fit_day = INT64_MIN / 2;
-    bool fitted = false;
-    for (size_t d = 0; d < h->n;) {
-        size_t end = bpm_day_end(h->m, h->n, d);
-        bool any = false;
-        for (size_t k = d; k < end; k++) {
-            any = any || in_eval(h, eval_mask, k);
-        }
-        int64_t day = bpm_day_of(h->m[d].kickoff_ms);
-        if (any && d > 0) {
-            if (!fitted || day - last_fit_day >= w->refit_days) {
-                bp_match_set train = {sizeof train, 0, h->m, d, day * 86400000LL};
-                if (w->type->fit(model, &train, NULL, &err) == BP_OK) {
-                    fitted = true;
-                    last_fit_day = day;
-                } else {
-                    w->fit_failures++;
-                    if (getenv("BENCH_VERBOSE") != NULL) {
-                        fprintf(stderr, "%s day %lld: %s\n", w->label, (long long)day, err.msg);
-                    }
-                }
-                w->fits++;
-            }
-            for (size_t k = d; fitted && k < end; k++) {
-                if (!in_eval(h, eval_mask, k)) {
-                    continue;
-                }
-                bp_prediction p;
-                if (w->type->predict(model, h->m[k].home_team, h->m[k].away_team,
-                                     h->m[k].kickoff_ms, &p, &err) == BP_OK) {
-                    w->p[k][0] = p.p_home;
-                    w->p[k][1] = p.p_draw;
-                    w->p[k][2] = p.p_away;
-                    w->predicted++;
-                }
-            }
-        }
-        d = end;
-    }
-    w->seconds = now_s() - t0;
-    w->type->destroy(model);
-}
-
-/*
- * The ensemble over the walk-forward: on each match day the weights are refitted
- * (bpm_ensemble_weights, as the ensemble model does) on the member forecasts of every earlier
- * scored day, then blend that day's forecasts; equal weights until min_rows forecasts exist.
- * This is what the ensemble plugin's own walk-forward does inside fit(), computed once here from
- * the members' daily forecasts instead of refitting every member inside every ensemble fit.
- */
-static void run_ensemble(const history *h, const bool *use, wf_model *const *members, size_t M,
-                         size_t min_rows, double (*out)[3], double *out_seconds)
-{
-    double t0 = now_s();
-    double *p = malloc(h->n * M * 3 * sizeof *p);
-    int *y = malloc(h->n * sizeof *y);
-    size_t rows = 0;
-    double w[BPM_ENSEMBLE_MAX_MEMBERS];
-    for (size_t d = 0; d < h->n;) {
-        size_t end = bpm_day_end(h->m, h->n, d);
-        if (rows >= min_rows) {
-            bp_error err = {0};
-            if (bpm_ensemble_weights(p, y, rows, M, w, NULL, &err) != BP_OK) {
-                die("ensemble weights", &err);
-            }
-        } else {
-            for (size_t m = 0; m < M; m++) {
-                w[m] = 1.0 / (double)M;
-            }
-        }
-        for (size_t k = d; k < end; k++) {
-            out[k][0] = out[k][1] = out[k][2] = (double)NAN;
-            if (!use[k]) {
-                continue;
-            }
-            double b[3] = {0, 0, 0};
-            for (size_t m = 0; m < M; m++) {
-                for (int c = 0; c < 3; c++) {
-                    b[c] += w[m] * members[m]->p[k][c];
-                }
-            }
-            memcpy(out[k], b, sizeof b);
-        }
-        for (size_t k = d; k < end; k++) {
-            if (!use[k]) {
-                continue;
-            }
-            for (size_t m = 0; m < M; m++) {
-                memcpy(p + (rows * M + m) * 3, members[m]->p[k], 3 * sizeof(double));
-            }
-            y[rows++] = bpm_outcome(h->m[k].home_goals, h->m[k].away_goals);
-        }
-        d = end;
-    }
-    *out_seconds = now_s() - t0;
-    for (size_t m = 0; m < M; m++) {
-        printf(" %s %.3f", members[m]->label, w[m]);
-    }
-    printf("\n");
-    free(p);
-    free(y);
-}
-
-/* Paired bootstrap over match days of mean(a - b); returns the 2.5% and 97.5% quantiles. */
-static void bootstrap_days(const history *h, const bool *use, const double *diff, int reps,
-                           double *lo, double *hi)
-{
-    size_t n_days = 0;
-    size_t *day_start = malloc((h->n + 1) * sizeof *day_start);
-    for (size_t d = 0; d < h->n;) {
-        day_start[n_days++] = d;
-        d = bpm_day_end(h->m, h->n, d);
-    }
-    day_start[n_days] = h->n;
-    double *sum = calloc(n_days, sizeof *sum);
-    size_t *cnt = calloc(n_days, sizeof *cnt);
-    for (size_t i = 0; i < n_days; i++) {
-        for (size_t k = day_start[i]; k < day_start[i + 1]; k++) {
-            if (use[k]) {
-                sum[i] += diff[k];
-                cnt[i]++;
-            }
-        }
-    }
-    double *means = malloc((size_t)reps * sizeof *means);
-    bpm_rng rng;
-    bpm_rng_seed(&rng, 20240519);
-    for (int r = 0; r < reps; r++) {
-        double s = 0;
-        size_t c = 0;
-        for (size_t i = 0; i < n_days; i++) {
-            size_t j = (size_t)bpm_rng_below(&rng, n_days);
-            s += sum[j];
-            c += cnt[j];
-        }
-        means[r] = c ? s / (double)c : 0.0;
-    }
-    qsort(means, (size_t)reps, sizeof *means, cmp_double);
-    *lo = means[(size_t)(0.025 * reps)];
-    *hi = means[(size_t)(0.975 * reps)];
-    free(means);
-    free(sum);
-    free(cnt);
-    free(day_start);
 }
 
 static void score_row(const char *label, const history *h, const bool *use, double (*p)[3],
@@ -344,7 +193,9 @@ static void score_row(const char *label, const history *h, const bool *use, doub
            bpm_scores_log_loss(&s), bpm_scores_brier(&s), bpm_scores_accuracy(&s));
     if (ref_rps != NULL) {
         double lo, hi;
-        bootstrap_days(h, use, diff, boot, &lo, &hi);
+        if (bpm_wf_bootstrap_days(h->m, h->n, use, diff, boot, 20240519, &lo, &hi, &err) != BP_OK) {
+            die(label, &err);
+        }
         double mean = 0;
         for (size_t k = 0; k < h->n; k++) {
             mean += use[k] ? diff[k] : 0.0;
@@ -409,28 +260,23 @@ int main(int argc, char **argv)
     history h;
     load_seasons(&h, dir, first, last);
 
-    /* the evaluation mask */
+    /* the evaluation mask (bpm_wf_mask): eval seasons, both teams with MIN_GAMES in the window,
+     * Pinnacle closing odds present */
     bool *eval = calloc(h.n, sizeof *eval);
+    bool *has_odds = calloc(h.n, sizeof *has_odds);
+    bpm_wf_mask_opts mo = {0, 0, WINDOW_DAYS, MIN_GAMES};
     size_t n_eval = 0;
     for (size_t k = 0; k < h.n; k++) {
-        const bp_match_result *m = &h.m[k];
-        int64_t day = bpm_day_of(m->kickoff_ms);
-        int gh = 0, ga = 0;
-        for (size_t j = k; j-- > 0;) {
-            int64_t dj = bpm_day_of(h.m[j].kickoff_ms);
-            if (dj >= day) {
-                continue;
-            }
-            if (day - dj > WINDOW_DAYS) {
-                break;
-            }
-            gh += h.m[j].home_team == m->home_team || h.m[j].away_team == m->home_team;
-            ga += h.m[j].home_team == m->away_team || h.m[j].away_team == m->away_team;
+        has_odds[k] = h.m[k].odds_home > 1.0 && h.m[k].odds_draw > 1.0 && h.m[k].odds_away > 1.0;
+        if (mo.from_ms == 0 && h.season[k] + first >= eval_from) {
+            mo.from_ms = h.m[k].kickoff_ms;
         }
-        eval[k] = h.season[k] + first >= eval_from && gh >= MIN_GAMES && ga >= MIN_GAMES &&
-                  m->odds_home > 1.0 && m->odds_draw > 1.0 && m->odds_away > 1.0;
+    }
+    bpm_wf_mask(h.m, h.n, &mo, has_odds, eval);
+    for (size_t k = 0; k < h.n; k++) {
         n_eval += eval[k];
     }
+    free(has_odds);
 
     wf_model models[] = {
         {.label = "dixon_coles",
@@ -483,7 +329,7 @@ int main(int argc, char **argv)
     for (size_t k = 0; k < h.n; k++) {
         use[k] = eval[k];
         for (size_t i = 0; i < n_models; i++) {
-            if (models[i].p != NULL && isnan(models[i].p[k][0])) {
+            if (models[i].run.p != NULL && isnan(models[i].run.p[k][0])) {
                 use[k] = false;
             }
         }
@@ -513,18 +359,26 @@ int main(int argc, char **argv)
         const char *const *names;
         size_t n;
     } ensembles[] = {{"ensemble", ens_default, 4}, {"ensemble_all", NULL, 0}};
-    wf_model ens[2];
+    struct {
+        const char *label;
+        double (*p)[3];
+        double seconds;
+    } ens[2];
     memset(ens, 0, sizeof ens);
     for (size_t e = 0; e < 2; e++) {
-        wf_model *members[BPM_ENSEMBLE_MAX_MEMBERS];
+        const bpm_wf_model *members[BPM_ENSEMBLE_MAX_MEMBERS];
+        const char *labels[BPM_ENSEMBLE_MAX_MEMBERS];
+        double w[BPM_ENSEMBLE_MAX_MEMBERS];
         size_t M = 0;
+        bp_error err = {0};
         for (size_t i = 0; i < n_models && M < BPM_ENSEMBLE_MAX_MEMBERS; i++) {
             bool wanted = ensembles[e].names == NULL;
             for (size_t j = 0; j < ensembles[e].n; j++) {
                 wanted = wanted || strcmp(models[i].label, ensembles[e].names[j]) == 0;
             }
-            if (wanted && models[i].p != NULL) {
-                members[M++] = &models[i];
+            if (wanted && models[i].run.p != NULL) {
+                labels[M] = models[i].label;
+                members[M++] = &models[i].run;
             }
         }
         if (M < 2 || (ensembles[e].names != NULL && M != ensembles[e].n)) {
@@ -532,8 +386,16 @@ int main(int argc, char **argv)
         }
         ens[e].label = ensembles[e].label;
         ens[e].p = malloc(h.n * sizeof *ens[e].p);
+        double t0 = now_s();
+        if (bpm_wf_blend(h.m, h.n, use, members, M, 200, ens[e].p, w, &err) != BP_OK) {
+            die("ensemble weights", &err);
+        }
+        ens[e].seconds = now_s() - t0;
         printf("   %s weights at the end (refitted every match day):", ens[e].label);
-        run_ensemble(&h, use, members, M, 200, ens[e].p, &ens[e].seconds);
+        for (size_t m = 0; m < M; m++) {
+            printf(" %s %.3f", labels[m], w[m]);
+        }
+        printf("\n");
     }
 
     for (int table = 0; table < 2; table++) {
@@ -558,9 +420,9 @@ int main(int argc, char **argv)
         score_row("pinnacle_close_shin", &h, subset, pin_shin, NULL, boot, -1, 0);
         score_row("pinnacle_close_mult", &h, subset, pin_mult, pin_rps, boot, -1, 0);
         for (size_t i = 0; i < n_models; i++) {
-            if (models[i].p != NULL) {
-                score_row(models[i].label, &h, subset, models[i].p, pin_rps, boot,
-                          table == 0 ? models[i].seconds : -1, models[i].fits);
+            if (models[i].run.p != NULL) {
+                score_row(models[i].label, &h, subset, models[i].run.p, pin_rps, boot,
+                          table == 0 ? models[i].run.seconds : -1, models[i].run.fits);
             }
         }
         for (size_t e = 0; e < 2; e++) {
@@ -572,16 +434,16 @@ int main(int argc, char **argv)
         free(subset);
     }
     for (size_t i = 0; i < n_models; i++) {
-        if (models[i].fit_failures) {
+        if (models[i].run.fit_failures) {
             printf("  note: %s: %d of %d fits failed (too little data at a season start: a new "
                    "team without a goal, or too few rows); the previous fit was used\n",
-                   models[i].label, models[i].fit_failures, models[i].fits);
+                   models[i].label, models[i].run.fit_failures, models[i].run.fits);
         }
     }
     free(ens[0].p);
     free(ens[1].p);
     for (size_t i = 0; i < n_models; i++) {
-        free(models[i].p);
+        bpm_wf_model_free(&models[i].run);
     }
     free(use);
     free(eval);

@@ -92,10 +92,13 @@ static int pool_take(redis_backend *r, int *out_slot, bp_error *err)
         redis_conn_preload(r->conns[slot], r->scripts, 1, NULL);
         r->conn_epoch[slot] = atomic_load(&r->epoch);
     } else if (r->conn_epoch[slot] != atomic_load(&r->epoch)) {
-        if (redis_conn_is_up(r->conns[slot])) {
-            redis_conn_drop(r->conns[slot]);
-        }
+        redis_conn_drop(r->conns[slot]);
         r->conn_epoch[slot] = atomic_load(&r->epoch);
+    } else if (!redis_conn_is_up(r->conns[slot])) {
+        /* cache.c already spaces out the probes of a down backend; a connection's own reconnect
+         * back-off would make this slot fail after another one found the server back, which
+         * reads as a second outage. Let it try now. */
+        redis_conn_drop(r->conns[slot]);
     }
     *out_slot = slot;
     return BP_OK;

@@ -15,11 +15,14 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "beat.h"
 #include "cli_util.h"
 #include "client.h"
 #include "daemon.h"
 #include "exec.h"
+#include "isolate.h"
 #include "log.h"
+#include "schedule.h"
 #include "util.h"
 
 /* ============================================================================================
@@ -915,6 +918,40 @@ static int cmd_plugins(cli_args *a, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* The beat's part of `config check`: which schedule files, and as problems every file that does
+ * not load and every enabled entry that cannot run here (a job type not loaded, bad args). */
+static void add_schedule_report(app *ap, json_t *report, json_t *problems)
+{
+    schedule_set *set = NULL;
+    bp_error err = {0};
+    size_t i;
+    json_t *p;
+    if (schedule_load_for(ap->cfg, &set, &err) != BP_OK) {
+        json_array_append_new(problems,
+                              json_pack("{s:s, s:s}", "beat", "config", "error", err.msg));
+        return;
+    }
+    beat_check_entries(ap, set);
+    json_object_set_new(report, "beat",
+                        json_pack("{s:b, s:s, s:O, s:i}", "enabled", schedule_beat_enabled(ap->cfg),
+                                  "schedules", set->source, "files", set->files, "entries",
+                                  (int)set->n));
+    json_array_foreach(set->problems, i, p)
+    {
+        json_array_append_new(problems,
+                              json_pack("{s:O, s:O}", "schedule", json_object_get(p, "file"),
+                                        "error", json_object_get(p, "error")));
+    }
+    for (i = 0; i < set->n; i++) {
+        const schedule_entry *e = &set->entries[i];
+        if (e->enabled && e->problem) {
+            json_array_append_new(problems, json_pack("{s:s, s:s, s:s}", "schedule_entry", e->name,
+                                                      "schedule", e->file, "error", e->problem));
+        }
+    }
+    schedule_set_free(set);
+}
+
 static int cmd_config(cli_args *a, int argc, char **argv)
 {
     app *ap = NULL;
@@ -943,6 +980,7 @@ static int cmd_config(cli_args *a, int argc, char **argv)
         }
     }
     json_object_set_new(report, "job_types", registry_names(ap->reg, REGISTRY_JOB));
+    add_schedule_report(ap, report, problems);
     json_object_set_new(report, "problems", problems);
     {
         /* Warnings about the broker's environment (a Redis that may evict queue keys, or keeps
@@ -1007,6 +1045,30 @@ static int cmd_daemon(cli_args *a, int argc, char **argv)
 }
 
 /* ============================================================================================
+ * __exec-job: the child side of an isolated job (isolate.h); not listed in --help
+ * ========================================================================================== */
+
+static const cli_opt exec_job_opts[] = {
+    {"max-memory", true, "BYTES  cap the address space (RLIMIT_AS)"},
+};
+
+static int cmd_exec_job(cli_args *a, int argc, char **argv)
+{
+    const char *mem = cli_opt_value(a, "max-memory");
+    (void)argc;
+    (void)argv;
+    if (mem) {
+        int64_t bytes;
+        bp_error err = {0};
+        if (util_parse_int64(mem, 1, INT64_MAX, "--max-memory", &bytes, &err) != BP_OK ||
+            isolate_limit_memory(bytes) != BP_OK) {
+            return cli_fail(a, BP_E_INVAL, err.msg[0] ? err.msg : "cannot set --max-memory");
+        }
+    }
+    return isolate_child_main(&a->ov);
+}
+
+/* ============================================================================================
  * The command table and help
  * ========================================================================================== */
 
@@ -1044,11 +1106,15 @@ static const cli_command cmd_config_entry = {
     "config", "config check", "validate the configuration and show the effective values", NULL,
     0,        cmd_config};
 
+static const cli_command cmd_exec_job_entry = {"__exec-job", "__exec-job",
+                                               "run one job read from stdin (isolation child)",
+                                               CLI_OPTS(exec_job_opts), cmd_exec_job};
+
 static const cli_command *const commands[] = {
-    &cmd_daemon_entry,    &cmd_run_entry,       &cmd_task_entry,      &cmd_status_entry,
-    &cmd_jobs_entry,      &cmd_purge_entry,     &cmd_revoke_entry,    &cmd_plugins_entry,
-    &cmd_config_entry,    &cli_inspect_command, &cli_control_command, &cli_cache_command,
-    &cli_monitor_command,
+    &cmd_exec_job_entry, &cmd_daemon_entry,     &cmd_run_entry,       &cmd_task_entry,
+    &cmd_status_entry,   &cmd_jobs_entry,       &cmd_purge_entry,     &cmd_revoke_entry,
+    &cmd_plugins_entry,  &cmd_config_entry,     &cli_inspect_command, &cli_control_command,
+    &cli_cache_command,  &cli_schedule_command, &cli_models_command,  &cli_monitor_command,
 };
 
 static void print_opts(const cli_opt *opts, int n)
@@ -1063,7 +1129,9 @@ static void print_help(void)
     printf("betpipe %s - sports-betting analytics pipeline: jobs, queues, plugins\n\n", BP_VERSION);
     printf("usage: betpipe [global options] COMMAND [options]\n\ncommands:\n");
     for (size_t i = 0; i < BP_ARRAY_LEN(commands); i++) {
-        printf("  %-24s %s\n", commands[i]->usage, commands[i]->summary);
+        if (strncmp(commands[i]->name, "__", 2) != 0) {
+            printf("  %-24s %s\n", commands[i]->usage, commands[i]->summary);
+        }
     }
     printf("\nglobal options (accepted before or after the command):\n");
     print_opts(global_opts, (int)BP_ARRAY_LEN(global_opts));

@@ -62,6 +62,8 @@ extern const cli_command cli_inspect_command;
 extern const cli_command cli_control_command;
 extern const cli_command cli_cache_command;
 extern const cli_command cli_monitor_command;
+extern const cli_command cli_schedule_command;
+extern const cli_command cli_models_command;
 
 typedef struct app app;
 /* Open the instance parts a command needs (APP_* of app.h; APP_QUIET is added). On failure the

@@ -23,6 +23,53 @@ static int64_t json_duration_ms(const json_t *v)
     return 0;
 }
 
+/*
+ * The default unique key of a job type that declares unique_args: "<type>:<v1>:<v2>..." with
+ * string values as they are and other values as compact JSON. A new string, or NULL when out of
+ * memory.
+ */
+static char *default_unique_key(const char *type, const char *names, const json_t *args)
+{
+    size_t cap = strlen(type) + 64, len;
+    char *key = malloc(cap);
+    const char *p = names;
+    if (!key) {
+        return NULL;
+    }
+    len = (size_t)snprintf(key, cap, "%s", type);
+    while (*p) {
+        char name[128];
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        const json_t *v;
+        char *dumped = NULL;
+        const char *text = "";
+        util_strlcpy(name, p, n + 1 < sizeof name ? n + 1 : sizeof name);
+        v = json_object_get(args, name);
+        if (json_is_string(v)) {
+            text = json_string_value(v);
+        } else if (v) {
+            dumped = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+            text = dumped ? dumped : "";
+        }
+        if (len + strlen(text) + 2 > cap) {
+            char *bigger;
+            cap = len + strlen(text) + 64;
+            bigger = realloc(key, cap);
+            if (!bigger) {
+                free(dumped);
+                free(key);
+                return NULL;
+            }
+            key = bigger;
+        }
+        len += (size_t)snprintf(key + len, cap - len, ":%s", text);
+        free(dumped);
+        p = end ? end + 1 : p + n;
+    }
+    return key;
+}
+
 int client_prepare(app *a, const char *type, const json_t *args, const bp_enqueue_opts *opts,
                    const char *parent_id, job **out, bp_error *err)
 {
@@ -76,6 +123,14 @@ int client_prepare(app *a, const char *type, const json_t *args, const bp_enqueu
     }
     free(j->args);
     j->args = json_dumps(checked, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!(opts && opts->unique_key && *opts->unique_key) && rj->desc.unique_args) {
+        j->unique_key = default_unique_key(type, rj->desc.unique_args, checked);
+        if (!j->unique_key) {
+            json_decref(checked);
+            job_free(j);
+            return bp_err(err, BP_E_NOMEM, "out of memory");
+        }
+    }
     json_decref(checked);
     if (!j->args || job_set_str(&j->type, type) || job_set_str(&j->queue, queue) ||
         job_set_str(&j->parent_id, parent_id)) {

@@ -5,7 +5,12 @@
  * sigwait(), so no handler ever runs inside library code:
  *   SIGTERM, SIGINT  graceful stop: no new jobs, running ones get the grace period, the rest
  *                    stay queued; a second signal skips the rest of the grace period.
- *   SIGHUP           reload the config file: queue concurrency and log level change live.
+ *   SIGHUP           reload the config file: queue concurrency and log level change live;
+ *                    the beat reloads its schedule files.
+ *
+ * The beat (beat.h) runs as a thread of every daemon unless --no-beat or config beat.enabled /
+ * daemon.beat is false. It is stopped first on shutdown, so no job is enqueued by a daemon that
+ * is going away.
  */
 #include "daemon.h"
 
@@ -22,12 +27,14 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "beat.h"
 #include "cache.h"
 #include "control.h"
 #include "control_redis.h"
 #include "exec.h"
 #include "log.h"
 #include "pool.h"
+#include "schedule.h"
 #include "util.h"
 
 /* Parse "q1=4,q2=1" into the queue table. */
@@ -103,7 +110,70 @@ static int select_queues(const config *cfg, const daemon_options *o, config_queu
     return BP_OK;
 }
 
-static void reload(app *a, const daemon_options *o, config **retired, size_t *n_retired)
+/* Start the beat when this daemon should run one; NULL when it should not or cannot. */
+static beat *start_beat(app *a, const daemon_options *o)
+{
+    schedule_set *set = NULL;
+    beat *b = NULL;
+    bp_error err = {0};
+    if (o->no_beat) {
+        log_info("daemon", "beat: not run here (--no-beat)");
+        return NULL;
+    }
+    if (!schedule_beat_enabled(a->cfg)) {
+        log_info("daemon", "beat: not run here (config beat.enabled / daemon.beat is false)");
+        return NULL;
+    }
+    if (schedule_load_for(a->cfg, &set, &err) != BP_OK) {
+        log_error("daemon", "beat not started: %s", err.msg);
+        return NULL;
+    }
+    beat_check_entries(a, set);
+    if (beat_start(a, set, &b, &err) != BP_OK) {
+        log_error("daemon", "beat not started: %s", err.msg);
+        return NULL;
+    }
+    return b;
+}
+
+/* SIGHUP, after the config was swapped: reload the schedule files, or start/stop the beat when
+ * the config switched it. A schedule file with an error keeps the running schedule whole: a
+ * typo must not silently drop the entries of the file it is in. */
+static void reload_beat(app *a, const daemon_options *o, beat **bp)
+{
+    schedule_set *set = NULL;
+    bp_error err = {0};
+    if (o->no_beat) {
+        return;
+    }
+    if (!schedule_beat_enabled(a->cfg)) {
+        if (*bp) {
+            beat_stop(*bp, NULL);
+            *bp = NULL;
+            log_info("daemon", "SIGHUP: beat stopped (config beat.enabled / daemon.beat is false)");
+        }
+        return;
+    }
+    if (!*bp) {
+        *bp = start_beat(a, o);
+        return;
+    }
+    if (schedule_load_for(a->cfg, &set, &err) != BP_OK) {
+        log_error("daemon", "SIGHUP: schedules not reloaded, keeping the running ones: %s",
+                  err.msg);
+        return;
+    }
+    if (json_array_size(set->problems) > 0) {
+        log_error("daemon", "SIGHUP: schedules not reloaded, keeping the running ones: %s",
+                  json_string_value(json_object_get(json_array_get(set->problems, 0), "error")));
+        schedule_set_free(set);
+        return;
+    }
+    beat_check_entries(a, set);
+    beat_reload(*bp, set);
+}
+
+static bool reload(app *a, const daemon_options *o, config **retired, size_t *n_retired)
 {
     config *fresh = NULL;
     config_queue *qs = NULL;
@@ -111,12 +181,14 @@ static void reload(app *a, const daemon_options *o, config **retired, size_t *n_
     bp_error err = {0};
     if (config_load(&o->ov, &fresh, &err) != BP_OK) {
         log_error("daemon", "SIGHUP: config not reloaded, keeping the running one: %s", err.msg);
-        return;
+        return false;
     }
-    if (select_queues(fresh, o, &qs, &n, &err) != BP_OK) {
+    if (select_queues(fresh, o, &qs, &n, &err) != BP_OK ||
+        schedule_check_config(fresh, &err) != BP_OK) {
         log_error("daemon", "SIGHUP: config not reloaded: %s", err.msg);
+        free(qs);
         config_free(fresh);
-        return;
+        return false;
     }
     for (size_t i = 0; i < n; i++) {
         if (pool_set_concurrency(a->pool, qs[i].name, qs[i].concurrency, &err) != BP_OK) {
@@ -129,6 +201,7 @@ static void reload(app *a, const daemon_options *o, config **retired, size_t *n_
     retired[(*n_retired)++] = a->cfg;
     a->cfg = fresh;
     log_info("daemon", "configuration reloaded from %s", fresh->path ? fresh->path : "defaults");
+    return true;
 }
 
 /* ============================================================================================
@@ -356,6 +429,7 @@ int daemon_main(const daemon_options *o)
     control_server *ctl = NULL;
     control_redis_server *rctl = NULL;
     size_t n_retired = 0;
+    beat *bt = NULL;
     int rc, exit_code = 0;
 
     /* A daemon allocates and frees the same few shapes thousands of times a second (job
@@ -381,6 +455,11 @@ int daemon_main(const daemon_options *o)
     if (rc != BP_OK) {
         fprintf(stderr, "betpipe daemon: %s\n", err.msg);
         return rc == BP_E_CONFIG ? 3 : 4;
+    }
+    if (schedule_check_config(a->cfg, &err) != BP_OK) {
+        fprintf(stderr, "betpipe daemon: %s\n", err.msg);
+        app_close(a);
+        return 3;
     }
     rc = select_queues(a->cfg, o, &qs, &n, &err);
     if (rc != BP_OK) {
@@ -415,6 +494,7 @@ int daemon_main(const daemon_options *o)
         app_close(a);
         return 4;
     }
+    bt = start_beat(a, o);
     {
         char *run_dir = util_asprintf("%s/run", a->cfg->data_dir);
         if (!run_dir || control_server_start(run_dir, a->worker_id, handle_control_serial, a, &ctl,
@@ -454,7 +534,9 @@ int daemon_main(const daemon_options *o)
         }
         if (sig == SIGHUP) {
             if (n_retired < BP_ARRAY_LEN(retired)) {
-                reload(a, o, retired, &n_retired);
+                if (reload(a, o, retired, &n_retired)) {
+                    reload_beat(a, o, &bt);
+                }
             } else {
                 log_warn("daemon", "SIGHUP ignored: too many reloads, restart the daemon");
             }
@@ -463,6 +545,8 @@ int daemon_main(const daemon_options *o)
         break;
     }
 
+    beat_stop(bt, NULL);
+    bt = NULL;
     {
         int64_t grace = o->grace_ms >= 0 ? o->grace_ms : a->cfg->shutdown_grace_ms;
         int left;

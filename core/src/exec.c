@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "isolate.h"
 #include "jsonschema.h"
 #include "log.h"
 #include "util.h"
@@ -35,14 +36,15 @@ static bool transient(int rc)
     return rc == BP_E_RETRY || rc == BP_E_UNAVAILABLE || rc == BP_E_TIMEOUT;
 }
 
-static void execute(app *a, pool *p, pool_task *t, pool_outcome *out)
+static void execute(app *a, pool *p, pool_task *t, pool_outcome *out, int progress_fd,
+                    bool may_isolate)
 {
     job *j = t->job;
     const registry_job *rj = registry_find_job(a->reg, j->type);
     json_t *args = NULL, *result = NULL;
     json_error_t jerr;
     bp_error err = {0};
-    exec_runtime rt = {a, p, t};
+    exec_runtime rt = {a, p, t, progress_fd};
     bp_job view;
     int64_t t0;
     int rc;
@@ -52,6 +54,10 @@ static void execute(app *a, pool *p, pool_task *t, pool_outcome *out)
         set_error(out, JOB_FAILURE,
                   "no loaded plugin provides job type '%s' on worker %s (see `betpipe plugins`)",
                   j->type, a->worker_id);
+        return;
+    }
+    if (may_isolate && isolate_wanted(a, j, rj->desc.flags)) {
+        isolate_run(a, p, t, out);
         return;
     }
     args = json_loads(j->args, JSON_REJECT_DUPLICATES, &jerr);
@@ -138,10 +144,15 @@ static void execute(app *a, pool *p, pool_task *t, pool_outcome *out)
 void exec_run(void *ud, pool_task *task, pool_outcome *out)
 {
     app *a = ud;
-    execute(a, a->pool, task, out);
+    execute(a, a->pool, task, out, -1, true);
 }
 
 void exec_run_inline(app *a, pool_task *task, pool_outcome *out)
 {
-    execute(a, NULL, task, out);
+    execute(a, NULL, task, out, -1, true);
+}
+
+void exec_run_child(app *a, pool_task *task, pool_outcome *out, int progress_fd)
+{
+    execute(a, NULL, task, out, progress_fd, false);
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "betpipe/betpipe.h"
@@ -18,6 +19,8 @@
 #include "exec.h"
 #include "http_client.h"
 #include "log.h"
+#include "store_domain.h"
+#include "store_models.h"
 #include "util.h"
 
 typedef struct host_ctx {
@@ -90,6 +93,19 @@ static void h_progress(const bp_job *running, double fraction, const char *msg)
     exec_runtime *rt = running->runtime;
     if (rt && rt->pool) {
         pool_task_progress(rt->pool, rt->task, fraction, msg);
+    } else if (rt && rt->progress_fd >= 0) {
+        /* an isolated child: one line per report, the parent forwards it to the pool */
+        json_t *line = json_pack("{s:f, s:s}", "progress", fraction, "msg", msg ? msg : "");
+        char *text = line ? json_dumps(line, JSON_COMPACT) : NULL;
+        if (text) {
+            size_t n = strlen(text);
+            text[n] = '\n';
+            if (write(rt->progress_fd, text, n + 1) < 0) {
+                /* the parent is gone; the job will notice through cancelled() soon enough */
+            }
+        }
+        free(text);
+        json_decref(line);
     } else if (rt && rt->task) {
         rt->task->progress = fraction;
         log_debug("exec", "progress id=%s fraction=%.2f msg=%s", running->id, fraction,
@@ -186,12 +202,193 @@ static int hs_optimize(const bp_host *h, json_t **out_report, bp_error *err)
     return store_optimize(ctx_of(h)->app->store, out_report, err);
 }
 
+/* The domain calls go straight to store_domain.c with this plugin's app store. */
+static store *store_of(const bp_host *h)
+{
+    return ctx_of(h)->app->store;
+}
+
+static int hs_batch_begin(const bp_host *h, bp_store_batch **out, bp_error *err)
+{
+    return store_batch_begin(store_of(h), out, err);
+}
+
+static int hs_batch_commit(const bp_host *h, bp_store_batch *b, bp_error *err)
+{
+    (void)h;
+    return store_batch_commit(b, err);
+}
+
+static void hs_batch_rollback(const bp_host *h, bp_store_batch *b)
+{
+    (void)h;
+    store_batch_rollback(b);
+}
+
+static int hs_upsert_league(const bp_host *h, bp_store_batch *b, const bp_league_rec *rec,
+                            int64_t *out_id, int32_t *out_outcome, bp_error *err)
+{
+    return store_upsert_league(store_of(h), b, rec, out_id, out_outcome, err);
+}
+
+static int hs_find_league(const bp_host *h, bp_store_batch *b, const char *source, const char *name,
+                          json_t **out, bp_error *err)
+{
+    return store_find_league(store_of(h), b, source, name, out, err);
+}
+
+static int hs_list_leagues(const bp_host *h, json_t **out, bp_error *err)
+{
+    return store_list_leagues(store_of(h), out, err);
+}
+
+static int hs_resolve_team(const bp_host *h, bp_store_batch *b, int64_t league_id,
+                           const char *source, const char *name, int64_t *out_team_id,
+                           int32_t *out_created, bp_error *err)
+{
+    return store_resolve_team(store_of(h), b, league_id, source, name, out_team_id, out_created,
+                              err);
+}
+
+static int hs_add_team_alias(const bp_host *h, bp_store_batch *b, int64_t team_id,
+                             const char *source, const char *alias, bp_error *err)
+{
+    return store_add_team_alias(store_of(h), b, team_id, source, alias, err);
+}
+
+static int hs_list_teams(const bp_host *h, int64_t league_id, json_t **out, bp_error *err)
+{
+    return store_list_teams(store_of(h), league_id, out, err);
+}
+
+static int hs_upsert_match(const bp_host *h, bp_store_batch *b, const bp_match_rec *rec,
+                           int64_t *out_id, int32_t *out_outcome, bp_error *err)
+{
+    return store_upsert_match(store_of(h), b, rec, out_id, out_outcome, err);
+}
+
+static int hs_find_match(const bp_host *h, bp_store_batch *b, const char *source,
+                         const char *external_id, int64_t *out_id, bp_error *err)
+{
+    return store_find_match(store_of(h), b, source, external_id, out_id, err);
+}
+
+static int hs_find_match_by_teams(const bp_host *h, bp_store_batch *b, int64_t home, int64_t away,
+                                  int64_t kickoff_ms, int64_t window_ms, int64_t *out_id,
+                                  bp_error *err)
+{
+    return store_find_match_by_teams(store_of(h), b, home, away, kickoff_ms, window_ms, out_id,
+                                     err);
+}
+
+static int hs_upsert_odds(const bp_host *h, bp_store_batch *b, int64_t match_id,
+                          const bp_odds_quote *quotes, size_t n, bp_store_counts *counts,
+                          bp_error *err)
+{
+    return store_upsert_odds(store_of(h), b, match_id, quotes, n, counts, err);
+}
+
+static int hs_upsert_team_stats(const bp_host *h, bp_store_batch *b, const bp_team_stats_rec *rec,
+                                int32_t *out_outcome, bp_error *err)
+{
+    return store_upsert_team_stats(store_of(h), b, rec, out_outcome, err);
+}
+
+static int hs_list_matches(const bp_host *h, const bp_match_query *q, json_t **out, bp_error *err)
+{
+    return store_list_matches(store_of(h), q, out, err);
+}
+
+static int hs_get_odds(const bp_host *h, int64_t match_id, int32_t market, int32_t which,
+                       json_t **out, bp_error *err)
+{
+    return store_get_odds(store_of(h), match_id, market, which, out, err);
+}
+
+static int hs_get_team_stats(const bp_host *h, int64_t team_id, int32_t season, json_t **out,
+                             bp_error *err)
+{
+    return store_get_team_stats(store_of(h), team_id, season, out, err);
+}
+
+static int hs_match_results(const bp_host *h, const bp_match_query *q, const char *bookmaker,
+                            bp_match_result **out_rows, size_t *out_n, bp_error *err)
+{
+    return store_match_results(store_of(h), q, bookmaker, out_rows, out_n, err);
+}
+
+static void hs_free_results(const bp_host *h, bp_match_result *rows)
+{
+    (void)h;
+    store_free_results(rows);
+}
+
+static int hs_save_model(const bp_host *h, const bp_model_rec *rec, int64_t *out_id,
+                         int64_t *out_replaced, bp_error *err)
+{
+    return store_save_model(store_of(h), rec, out_id, out_replaced, err);
+}
+
+static int hs_get_model(const bp_host *h, int64_t model_id, const char *model, int64_t league_id,
+                        json_t **out, bp_error *err)
+{
+    return store_get_model(store_of(h), model_id, model, league_id, out, err);
+}
+
+static int hs_list_models(const bp_host *h, const char *model, int64_t league_id,
+                          int32_t active_only, json_t **out, bp_error *err)
+{
+    return store_list_models(store_of(h), model, league_id, active_only, out, err);
+}
+
+static int hs_activate_model(const bp_host *h, int64_t model_id, bp_error *err)
+{
+    return store_activate_model(store_of(h), model_id, err);
+}
+
+static int hs_put_predictions(const bp_host *h, const bp_prediction_rec *recs, size_t n,
+                              bp_store_counts *counts, bp_error *err)
+{
+    return store_put_predictions(store_of(h), recs, n, counts, err);
+}
+
+static int hs_list_predictions(const bp_host *h, const bp_prediction_query *q, json_t **out,
+                               bp_error *err)
+{
+    return store_list_predictions(store_of(h), q, out, err);
+}
+
 static const bp_store_api store_api = {
     .struct_size = sizeof(bp_store_api),
     .path = hs_path,
     .backup = hs_backup,
     .verify = hs_verify,
     .optimize = hs_optimize,
+    .batch_begin = hs_batch_begin,
+    .batch_commit = hs_batch_commit,
+    .batch_rollback = hs_batch_rollback,
+    .upsert_league = hs_upsert_league,
+    .find_league = hs_find_league,
+    .list_leagues = hs_list_leagues,
+    .resolve_team = hs_resolve_team,
+    .add_team_alias = hs_add_team_alias,
+    .list_teams = hs_list_teams,
+    .upsert_match = hs_upsert_match,
+    .find_match = hs_find_match,
+    .find_match_by_teams = hs_find_match_by_teams,
+    .upsert_odds = hs_upsert_odds,
+    .upsert_team_stats = hs_upsert_team_stats,
+    .list_matches = hs_list_matches,
+    .get_odds = hs_get_odds,
+    .get_team_stats = hs_get_team_stats,
+    .match_results = hs_match_results,
+    .free_results = hs_free_results,
+    .save_model = hs_save_model,
+    .get_model = hs_get_model,
+    .list_models = hs_list_models,
+    .activate_model = hs_activate_model,
+    .put_predictions = hs_put_predictions,
+    .list_predictions = hs_list_predictions,
 };
 
 /* ---- cache: the typed cache of the app (cache.h) -------------------------------------------- */

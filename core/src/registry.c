@@ -35,7 +35,7 @@ typedef struct reg_entry {
     registry_kind kind;
     reg_session *owner;
     bool committed;
-    char *strings[4]; /* the copies desc's string fields point to */
+    char *strings[5]; /* the copies desc's string fields point to */
     union {
         registry_job job;
         registry_model model;
@@ -421,6 +421,26 @@ static reg_entry *entry_new(reg_session *ss, registry_kind kind)
     return e;
 }
 
+/* "model,league": names of [A-Za-z0-9_] separated by single commas. */
+static bool unique_args_ok(const char *s)
+{
+    bool in_name = false;
+    for (; *s; s++) {
+        if (*s == ',') {
+            if (!in_name) {
+                return false;
+            }
+            in_name = false;
+        } else if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+                   (*s >= '0' && *s <= '9') || *s == '_') {
+            in_name = true;
+        } else {
+            return false;
+        }
+    }
+    return in_name;
+}
+
 static int add_job_type(bp_registry *table, const bp_job_type *desc, bp_error *err)
 {
     reg_session *ss;
@@ -441,7 +461,8 @@ static int add_job_type(bp_registry *table, const bp_job_type *desc, bp_error *e
         if (!d->name) {
             rc = bp_err(&why, BP_E_INVAL, "plugin '%s': job type without a name", ss->plugin);
         } else if (own_string(e, 0, &d->name, false) || own_string(e, 1, &d->description, true) ||
-                   own_string(e, 2, &d->queue, false) || own_string(e, 3, &d->args_schema, false)) {
+                   own_string(e, 2, &d->queue, false) || own_string(e, 3, &d->args_schema, false) ||
+                   own_string(e, 4, &d->unique_args, false)) {
             rc = bp_err(&why, BP_E_NOMEM, "out of memory");
         } else if (!d->run) {
             rc = bp_err(&why, BP_E_INVAL, "plugin '%s': job type '%s' has no run function",
@@ -454,6 +475,11 @@ static int add_job_type(bp_registry *table, const bp_job_type *desc, bp_error *e
         } else if (d->flags & ~(int32_t)BP_JOB_F_ISOLATE) {
             rc = bp_err(&why, BP_E_INVAL, "plugin '%s': job type '%s': unknown flags 0x%x",
                         ss->plugin, shown, (unsigned)(d->flags & ~(int32_t)BP_JOB_F_ISOLATE));
+        } else if (d->unique_args && !unique_args_ok(d->unique_args)) {
+            rc = bp_err(&why, BP_E_INVAL,
+                        "plugin '%s': job type '%s': unique_args '%s' is not a comma-separated "
+                        "list of argument names",
+                        ss->plugin, shown, d->unique_args);
         } else if (d->soft_time_limit_s < 0) {
             rc = bp_err(&why, BP_E_INVAL,
                         "plugin '%s': job type '%s': soft_time_limit_s is negative (%d)",
@@ -792,6 +818,9 @@ static json_t *entry_json(const reg_entry *e)
                       j->plugin, "description", j->desc.description, "queue", j->desc.queue,
                       "flags", flags, "soft_time_limit_s", (int)j->desc.soft_time_limit_s,
                       "max_retries", (int)j->desc.max_retries, "args_schema", schema);
+        if (o && j->desc.unique_args) {
+            json_object_set_new(o, "unique_args", json_string(j->desc.unique_args));
+        }
         break;
     }
     case REGISTRY_MODEL: {

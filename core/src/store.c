@@ -262,7 +262,20 @@ static int migrate(store_conn *c, const char *path, bp_error *err)
         if (rc != BP_OK) {
             return rc;
         }
+        /* Another process may have applied it while we waited for the lock (two daemons
+         * opening a new store together): look again inside the transaction. */
+        rc = pragma_int(c->db, "PRAGMA user_version", &version, err);
+        if (rc != BP_OK || version >= m->version) {
+            store_conn_rollback(c);
+            if (rc != BP_OK) {
+                return rc;
+            }
+            continue;
+        }
         rc = exec_sql(c->db, m->sql, m->name, err);
+        for (size_t k = 0; rc == BP_OK && m->more && m->more[k]; k++) {
+            rc = exec_sql(c->db, m->more[k], m->name, err);
+        }
         if (rc == BP_OK) {
             snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d", m->version);
             rc = exec_sql(c->db, pragma, "set schema version", err);

@@ -30,6 +30,10 @@ typedef struct store_migration {
     int version;
     const char *name;
     const char *sql; /* one or more statements */
+    /* Further texts run after `sql` in the same transaction: a NULL-terminated array, or NULL.
+     * C compilers only promise string literals of 4095 bytes, so a long migration (one that
+     * seeds reference data) is written in parts. */
+    const char *const *more;
 } store_migration;
 
 /* The migrations this build knows, in order (store_migrations.c). */

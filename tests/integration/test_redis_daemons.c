@@ -523,9 +523,9 @@ static bool reached_state(void *ud)
     return yes;
 }
 
-static void hang_job(app *a, char *id_out)
+static void hang_job(app *a, char *id_out, bool cooperative)
 {
-    json_t *args = json_pack("{s:f, s:b}", "seconds", 60.0, "cooperative", 1);
+    json_t *args = json_pack("{s:f, s:b}", "seconds", 60.0, "cooperative", cooperative);
     bp_error err = {0};
     cr_assert_eq(client_enqueue(a, "test.hang", args, NULL, NULL, id_out, &err), BP_OK, "%s",
                  err.msg);
@@ -534,9 +534,12 @@ static void hang_job(app *a, char *id_out)
 
 Test(redis_daemons, revoke_of_a_running_job_with_and_without_terminate)
 {
-    char *h1 = host_dir("h1", "{\"jobs\": {\"test.hang\": {\"soft_time_limit\": 120}}}");
+    /* isolated: a plain revoke still asks the child; terminate kills a job that never checks */
+    char *h1 = host_dir("h1", "{\"jobs\": {\"test.hang\": {\"soft_time_limit\": 120, "
+                              "\"isolate\": true}}}");
     char *h2 = host_dir("h2", NULL);
     char id1[BP_JOB_ID_SIZE], id2[BP_JOB_ID_SIZE], log[1200];
+    job *j;
     pid_t p;
     app *a;
     bpt_result r;
@@ -544,7 +547,7 @@ Test(redis_daemons, revoke_of_a_running_job_with_and_without_terminate)
     start_redis(NULL);
     p = start_daemon(h1, NULL);
     a = bpt_app_open(h1);
-    hang_job(a, id1);
+    hang_job(a, id1, true);
     w = (state_wait){a, id1, JOB_STARTED};
     cr_assert(bpt_wait_for(reached_state, &w, 10000), "the job is running");
     /* revoked from another "host" */
@@ -555,7 +558,7 @@ Test(redis_daemons, revoke_of_a_running_job_with_and_without_terminate)
     w.state = JOB_REVOKED;
     cr_assert(bpt_wait_for(reached_state, &w, 5000), "a revoked running job stops");
 
-    hang_job(a, id2);
+    hang_job(a, id2, false);
     w = (state_wait){a, id2, JOB_STARTED};
     cr_assert(bpt_wait_for(reached_state, &w, 10000));
     r = bpt_betpipe(h2, "revoke", id2, "--terminate", NULL);
@@ -563,6 +566,10 @@ Test(redis_daemons, revoke_of_a_running_job_with_and_without_terminate)
     bpt_result_free(&r);
     w.state = JOB_REVOKED;
     cr_assert(bpt_wait_for(reached_state, &w, 5000), "a job revoked with terminate stops");
+    j = bpt_wait_final(a, id2, 1000);
+    cr_assert(j && j->error && strstr(j->error, "terminated"), "killed, not asked: %s",
+              j && j->error ? j->error : "-");
+    job_free(j);
     snprintf(log, sizeof log, "%s/daemon.log", h1);
     cr_assert_eq(bpt_count_lines(log, "", "(terminate)"), 1,
                  "the worker learned that this revoke was a terminate");

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -165,4 +167,34 @@ Test(store, backup_verify_optimize)
     }
     fclose(f);
     cr_assert_neq(store_verify_file(dest, &err), BP_OK);
+}
+
+Test(store, concurrent_first_open_migrates_once)
+{
+    /* Several processes (two daemons, a CLI) may open a brand-new store at the same moment:
+     * each migration must be applied once and every open must succeed. */
+    enum { N = 6 };
+    pid_t kids[N];
+    for (int i = 0; i < N; i++) {
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            store *s = NULL;
+            bp_error err = {0};
+            int rc = store_open(db_path, &s, &err);
+            if (rc != BP_OK) {
+                fprintf(stderr, "child %d: %s\n", i, err.msg);
+            }
+            store_close(s);
+            _exit(rc == BP_OK ? 0 : 1);
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        int status = 0;
+        waitpid(kids[i], &status, 0);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "open %d failed", i);
+    }
+    store *s = NULL;
+    cr_assert_eq(store_open(db_path, &s, NULL), BP_OK);
+    cr_assert_eq(store_schema_version(s), store_migrations[store_migrations_count - 1].version);
+    store_close(s);
 }

@@ -55,6 +55,13 @@ typedef struct bp_job_type {
     int32_t soft_time_limit_s; /* cancelled() turns true after this many seconds; 0 = none */
     int32_t max_retries;       /* default for jobs of this type; -1 = engine default */
     bp_job_run_fn run;
+    /* Argument names, comma-separated ("model,league"). When set and an enqueue brings no
+     * unique_key of its own, the job's unique key is "<type>:<value>:<value>..." of these
+     * arguments (after defaults: strings as they are, other values as compact JSON, an absent
+     * one as ""), so two jobs of this type with the same values are never live at once: the
+     * second enqueue is refused with BP_E_EXISTS. NULL = no default key. (Added after 1.0's
+     * size: a descriptor without it reads NULL.) */
+    const char *unique_args;
 } bp_job_type;
 
 /* ------------------------------------------------------------------------------------------- */

@@ -1,0 +1,552 @@
+/*
+ * test_collectors.c - the API collectors (collector-api_football.so, collector-the_odds_api.so)
+ * through the real binary and the data.* jobs, against a real HTTP server on loopback that
+ * replays the recorded payloads: odds, paged odds, fixtures, live fixtures, scores, standings and
+ * team statistics into the store; every recorded error body; quota exhaustion (a persisted
+ * pause, no further request); a 429 then success; malformed JSON; a body cut short; nothing
+ * configured; keys that never show up in output.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <criterion/criterion.h>
+
+#include "engine.h"
+#include "http_fixture.h"
+#include "store.h"
+#include "store_domain.h"
+#include "support.h"
+
+#define AF_KEY  "af-SECRET-key-0042"
+#define TOA_KEY "toa-SECRET-key-0043"
+
+static char *dd;
+static bpt_http *srv;
+
+static void setup(void)
+{
+    bpt_engine_env_setup();
+    unsetenv("BETPIPE_API_FOOTBALL_KEY");
+    unsetenv("BETPIPE_ODDS_API_KEY");
+    dd = bpt_tmpdir("collectors");
+    srv = bpt_http_start();
+}
+
+static void teardown(void)
+{
+    bpt_http_stop(srv);
+    bpt_rm_rf(dd);
+    free(dd);
+}
+
+TestSuite(collectors, .init = setup, .fini = teardown, .timeout = 300);
+
+/* Configure the collectors: which ones get a key (in the config file), all pointed at the
+ * loopback server, with short waits. `extra_af` / `extra_toa` are more JSON members or "". */
+static void configure(bool af, bool toa, const char *extra_af, const char *extra_toa)
+{
+    char path[1024];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/betpipe.json", dd);
+    f = fopen(path, "w");
+    cr_assert(f);
+    fprintf(f,
+            "{\"plugins\": {\"config\": {"
+            "\"api_football\": {%s\"base_url\": \"%s\", \"retry_base_ms\": 20, \"max_attempts\": "
+            "2, \"minute_pause_ms\": 50, \"quota_reserve\": 0%s%s},"
+            "\"the_odds_api\": {%s\"base_url\": \"%s\", \"retry_base_ms\": 20, \"max_attempts\": "
+            "2%s%s}}}}",
+            af ? "\"api_key\": \"" AF_KEY "\", " : "", bpt_http_url(srv), *extra_af ? ", " : "",
+            extra_af, toa ? "\"api_key\": \"" TOA_KEY "\", " : "", bpt_http_url(srv),
+            *extra_toa ? ", " : "", extra_toa);
+    fclose(f);
+}
+
+static bpt_http_reply rec(const char *rel)
+{
+    char base[1024];
+    snprintf(base, sizeof base, "%s/api-fixtures/%s", bpt_env("BP_TEST_DATA_DIR"), rel);
+    return bpt_http_recorded(srv, base);
+}
+
+static void serve(const char *path, const char *rel)
+{
+    bpt_http_reply r = rec(rel);
+    bpt_http_script(srv, path, &r, 1);
+}
+
+/* Run a data job through the CLI with debug logging; the keys must appear nowhere in what it
+ * printed. Returns the job record. */
+static json_t *run_job(const char *type, const char *args)
+{
+    bpt_result r = bpt_betpipe(dd, "--log-level", "debug", "run", type, "--args", args,
+                               "--max-retries", "0", "--wait", "--json", NULL);
+    json_t *job_rec = json_loads(r.out, 0, NULL);
+    cr_assert(job_rec, "no JSON (exit %d)\nstdout: %s\nstderr: %s", r.exit_code, r.out, r.err);
+    cr_assert(!strstr(r.out, AF_KEY) && !strstr(r.err, AF_KEY), "the API-Football key leaked");
+    cr_assert(!strstr(r.out, TOA_KEY) && !strstr(r.err, TOA_KEY), "The Odds API key leaked");
+    bpt_result_free(&r);
+    return job_rec;
+}
+
+static const char *state_of(const json_t *j)
+{
+    return json_string_value(json_object_get(j, "state"));
+}
+
+static const char *error_of(const json_t *j)
+{
+    const char *e = json_string_value(json_object_get(j, "error"));
+    return e ? e : "";
+}
+
+static const json_t *source(const json_t *j, const char *name)
+{
+    return json_object_get(json_object_get(json_object_get(j, "result"), "sources"), name);
+}
+
+static json_int_t counter(const json_t *src, const char *group, const char *key)
+{
+    return json_integer_value(json_object_get(json_object_get(src, group), key));
+}
+
+static store *open_store(void)
+{
+    char path[1024];
+    store *s = NULL;
+    bp_error err = {0};
+    snprintf(path, sizeof path, "%s/betpipe.db", dd);
+    cr_assert_eq(store_open(path, &s, &err), BP_OK, "%s", err.msg);
+    return s;
+}
+
+static json_t *all_matches(store *s)
+{
+    json_t *arr = NULL;
+    cr_assert_eq(store_list_matches(s, NULL, &arr, NULL), BP_OK);
+    return arr;
+}
+
+static const json_t *match_of(const json_t *arr, const char *home)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(arr, i, m)
+    {
+        if (strcmp(json_string_value(json_object_get(json_object_get(m, "home"), "name")), home) ==
+            0) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+/* ---- nothing configured / one source configured ---------------------------------------------- */
+
+Test(collectors, nothing_configured_fails_and_says_what_to_configure)
+{
+    configure(false, false, "", "");
+    json_t *j = run_job("data.collect_odds", "{}");
+    cr_assert_str_eq(state_of(j), "FAILURE");
+    cr_assert(strstr(error_of(j), "nothing is configured to collect odds"), "%s", error_of(j));
+    cr_assert(strstr(error_of(j), "BETPIPE_API_FOOTBALL_KEY") &&
+                  strstr(error_of(j), "BETPIPE_ODDS_API_KEY"),
+              "%s", error_of(j));
+    cr_assert_eq(bpt_http_hits(srv, "/odds"), 0);
+    json_decref(j);
+}
+
+Test(collectors, the_odds_api_odds_with_the_other_source_skipped)
+{
+    configure(false, false, "", "");
+    setenv("BETPIPE_ODDS_API_KEY", TOA_KEY, 1); /* the key from the environment */
+    serve("/v4/sports/soccer_epl/odds", "the-odds-api/odds");
+    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
+    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    cr_assert(strstr(json_string_value(json_object_get(source(j, "api_football"), "skipped")),
+                     "no API-Football key"));
+    const json_t *toa = source(j, "the_odds_api");
+    cr_assert_eq(counter(toa, "matches", "inserted"), 2);
+    json_int_t odds = counter(toa, "odds", "inserted");
+    cr_assert_gt(odds, 10);
+    cr_assert_eq(json_array_size(json_object_get(toa, "teams_created")), 0,
+                 "\"Brighton and Hove Albion\" and \"Manchester City\" are aliases");
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "result"), "cached")), 2,
+                 "latest odds of both matches into the cache");
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(toa, "quota"), "remaining")),
+                 392);
+    /* what the server saw: the key as the apiKey parameter, decimal odds */
+    bpt_http_seen seen;
+    cr_assert(bpt_http_request_seen(srv, "/v4/sports/soccer_epl/odds", 0, &seen));
+    cr_assert(strstr(seen.uri, "apiKey=" TOA_KEY), "%s", seen.uri);
+    cr_assert(strstr(seen.uri, "oddsFormat=decimal") && strstr(seen.uri, "markets=h2h%2Ctotals"),
+              "%s", seen.uri);
+    json_decref(j);
+
+    /* the same snapshot again: nothing new */
+    j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
+    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    toa = source(j, "the_odds_api");
+    cr_assert_eq(counter(toa, "odds", "inserted"), 0);
+    cr_assert_eq(counter(toa, "odds", "unchanged"), odds);
+    cr_assert_eq(counter(toa, "matches", "unchanged"), 2);
+    json_decref(j);
+
+    store *s = open_store();
+    json_t *arr = all_matches(s);
+    cr_assert_eq(json_array_size(arr), 2);
+    const json_t *m = match_of(arr, "Brighton");
+    cr_assert(m, "the event of \"Brighton and Hove Albion\" is Brighton's match");
+    json_t *quotes = NULL;
+    cr_assert_eq(store_get_odds(s, json_integer_value(json_object_get(m, "id")), BP_MARKET_1X2,
+                                BP_ODDS_LATEST, &quotes, NULL),
+                 BP_OK);
+    cr_assert_gt(json_array_size(quotes), 0);
+    json_decref(quotes);
+    json_decref(arr);
+    store_close(s);
+    unsetenv("BETPIPE_ODDS_API_KEY");
+}
+
+/* ---- API-Football ------------------------------------------------------------------------------
+ */
+
+Test(collectors, api_football_odds_fetch_their_fixtures_and_store_both)
+{
+    configure(true, false, "", "");
+    serve("/odds", "api-football/odds");
+    serve("/fixtures", "api-football/fixtures");
+    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"], \"season\": 2024}");
+    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    const json_t *af = source(j, "api_football");
+    cr_assert_eq(json_integer_value(json_object_get(af, "requests")), 2, "odds, then fixtures");
+    cr_assert_eq(counter(af, "matches", "inserted"), 3);
+    cr_assert_gt(counter(af, "odds", "inserted"), 0);
+    cr_assert(strstr(json_string_value(json_object_get(source(j, "the_odds_api"), "skipped")),
+                     "BETPIPE_ODDS_API_KEY"));
+    bpt_http_seen seen;
+    cr_assert(bpt_http_request_seen(srv, "/fixtures", 0, &seen));
+    cr_assert(strstr(seen.uri, "ids=9900003"), "%s", seen.uri);
+    cr_assert(bpt_http_request_seen(srv, "/odds", 0, &seen));
+    cr_assert(strstr(seen.uri, "league=39") && strstr(seen.uri, "season=2024"), "%s", seen.uri);
+    char *key = bpt_http_seen_header(&seen, "x-apisports-key");
+    cr_assert_str_eq(key, AF_KEY);
+    free(key);
+    json_decref(j);
+
+    store *s = open_store();
+    int64_t id = 0;
+    cr_assert_eq(store_find_match(s, NULL, BP_SOURCE_API_FOOTBALL, "9900003", &id, NULL), BP_OK);
+    json_t *quotes = NULL;
+    cr_assert_eq(store_get_odds(s, id, -1, BP_ODDS_LATEST, &quotes, NULL), BP_OK);
+    cr_assert_gt(json_array_size(quotes), 0);
+    json_decref(quotes);
+    json_t *arr = all_matches(s);
+    const json_t *m = match_of(arr, "Man United");
+    cr_assert(m, "\"Manchester United\" is football-data's Man United");
+    cr_assert_str_eq(json_string_value(json_object_get(m, "status")), "finished");
+    cr_assert_eq(json_integer_value(json_object_get(m, "home_goals")), 2);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(m, "away"), "name")),
+                     "Tottenham");
+    json_decref(arr);
+    store_close(s);
+}
+
+Test(collectors, api_football_odds_pages_and_unknown_fixture_rejected)
+{
+    configure(true, false, "", "");
+    serve("/odds", "api-football/odds-paged");
+    serve("/fixtures", "api-football/fixtures");
+    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"], \"season\": 2024}");
+    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    cr_assert_eq(bpt_http_hits(srv, "/odds"), 3, "pages 1, 2 and 3");
+    bpt_http_seen seen;
+    cr_assert(bpt_http_request_seen(srv, "/odds", 2, &seen));
+    cr_assert(strstr(seen.uri, "page=3"), "%s", seen.uri);
+    const json_t *af = source(j, "api_football");
+    const json_t *rej = json_array_get(json_object_get(af, "rejected"), 0);
+    cr_assert(rej, "the fixture /fixtures does not know is rejected");
+    cr_assert(strstr(json_string_value(json_object_get(rej, "reason")), "fixture 9900004"));
+    cr_assert_str_eq(json_string_value(json_object_get(rej, "path")), "response[0]");
+    cr_assert(strstr(json_string_value(json_object_get(rej, "request")), "/odds?league=39"));
+    cr_assert_gt(json_integer_value(json_object_get(af, "skipped_bets")), 0);
+    cr_assert_gt(json_integer_value(json_object_get(af, "dropped_prices")), 0);
+    json_decref(j);
+}
+
+Test(collectors, api_football_error_bodies)
+{
+    static const struct {
+        const char *rel;
+        const char *expect;
+    } cases[] = {
+        {"api-football/error-bad-key-200", "error token"},
+        {"api-football/error-rapidapi-invalid-key-401", "Invalid API key"},
+        {"api-football/error-plan-200", "error plan"},
+        {"api-football/error-ratelimit-429", "rateLimit"},
+    };
+    configure(true, false, "", "");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t before = bpt_http_hits(srv, "/odds");
+        serve("/odds", cases[i].rel);
+        json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
+        cr_assert_str_eq(state_of(j), "FAILURE", "%s", cases[i].rel);
+        cr_assert(strstr(error_of(j), cases[i].expect), "%s: %s", cases[i].rel, error_of(j));
+        size_t hits = bpt_http_hits(srv, "/odds") - before;
+        if (strstr(cases[i].rel, "429")) {
+            cr_assert_eq(hits, 2, "a 429 is retried (max_attempts 2)");
+        } else {
+            cr_assert_eq(hits, 1, "%s is not retried", cases[i].rel);
+        }
+        json_decref(j);
+    }
+}
+
+Test(collectors, api_football_429_then_success)
+{
+    configure(true, false, "", "");
+    bpt_http_reply r[2] = {rec("api-football/error-ratelimit-429"), rec("api-football/odds")};
+    bpt_http_script(srv, "/odds", r, 2);
+    serve("/fixtures", "api-football/fixtures");
+    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
+    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    cr_assert_eq(bpt_http_hits(srv, "/odds"), 2);
+    cr_assert_gt(counter(source(j, "api_football"), "odds", "inserted"), 0);
+    json_decref(j);
+}
+
+Test(collectors, api_football_daily_quota_error_pauses_and_no_request_follows)
+{
+    char path[1024];
+    configure(true, false, "", "");
+    serve("/odds", "api-football/error-daily-quota-200");
+    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\", \"SP1\"]}");
+    cr_assert_str_eq(state_of(j), "FAILURE");
+    cr_assert(strstr(error_of(j), "paused until"), "%s", error_of(j));
+    cr_assert(strstr(error_of(j), "request limit for the day"), "%s", error_of(j));
+    cr_assert_eq(bpt_http_hits(srv, "/odds"), 1, "SP1 is not asked once the day is over");
+    json_decref(j);
+    snprintf(path, sizeof path, "%s/collectors/api_football.json", dd);
+    char *state = bpt_slurp(path);
+    cr_assert(state && strstr(state, "paused_until_ms"), "the pause is persisted");
+    cr_assert(!strstr(state, AF_KEY));
+    free(state);
+    /* another process, later: not a single request */
+    j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
+    cr_assert_str_eq(state_of(j), "FAILURE");
+    cr_assert(strstr(error_of(j), "no request made"), "%s", error_of(j));
+    cr_assert_eq(bpt_http_hits(srv, "/odds"), 1);
+    json_decref(j);
+}
+
+Test(collectors, api_football_quota_headers_at_zero_stop_the_run)
+{
+    configure(true, false, "", "");
+    bpt_http_reply page = rec("api-football/odds-paged");
+    page.headers = "Content-Type: application/json\r\nx-ratelimit-requests-limit: 100\r\n"
+                   "x-ratelimit-requests-remaining: 0\r\nX-RateLimit-Limit: 10\r\n"
+                   "X-RateLimit-Remaining: 9\r\n";
+    bpt_http_script(srv, "/odds", &page, 1);
+    serve("/fixtures", "api-football/fixtures");
+    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
+    cr_assert_str_eq(state_of(j), "SUCCESS", "page 1 was stored: %s", error_of(j));
+    const json_t *af = source(j, "api_football");
+    cr_assert(strstr(json_string_value(json_object_get(af, "incomplete")), "paused until"));
+    cr_assert(json_object_get(af, "paused"));
+    cr_assert_eq(bpt_http_hits(srv, "/odds"), 1, "pages 2 and 3 are not fetched");
+    cr_assert_eq(bpt_http_hits(srv, "/fixtures"), 0, "not even the fixtures");
+    json_decref(j);
+    j = run_job("data.collect_stats", "{\"leagues\": [\"E0\"]}");
+    cr_assert_str_eq(state_of(j), "FAILURE");
+    cr_assert_eq(bpt_http_hits(srv, "/standings"), 0);
+    json_decref(j);
+}
+
+Test(collectors, api_football_minute_limit_waits)
+{
+    configure(true, false, "", "");
+    bpt_http_reply page = rec("api-football/odds-paged");
+    page.headers = "Content-Type: application/json\r\nx-ratelimit-requests-limit: 7500\r\n"
+                   "x-ratelimit-requests-remaining: 7000\r\nX-RateLimit-Limit: 300\r\n"
+                   "X-RateLimit-Remaining: 0\r\n";
+    bpt_http_script(srv, "/odds", &page, 1);
+    serve("/fixtures", "api-football/fixtures");
+    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
+    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    cr_assert_eq(bpt_http_hits(srv, "/odds"), 3);
+    cr_assert_eq(json_integer_value(json_object_get(source(j, "api_football"), "minute_waits")), 3,
+                 "every request after a response with X-RateLimit-Remaining 0 waited");
+    json_decref(j);
+}
+
+Test(collectors, api_football_malformed_and_truncated_bodies)
+{
+    configure(true, false, "", "");
+    bpt_http_reply bad = {.status = 200,
+                          .headers = "Content-Type: application/json",
+                          .body =
+                              "{\"get\": \"odds\", \"errors\": [], \"response\": [{\"fixture\""};
+    bpt_http_script(srv, "/odds", &bad, 1);
+    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
+    cr_assert_str_eq(state_of(j), "FAILURE");
+    cr_assert(strstr(error_of(j), "not valid JSON"), "%s", error_of(j));
+    json_decref(j);
+
+    bpt_http_reply cut = rec("api-football/odds");
+    cut.truncate_after = 200;
+    bpt_http_script(srv, "/odds", &cut, 1);
+    size_t before = bpt_http_hits(srv, "/odds");
+    j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
+    cr_assert_str_eq(state_of(j), "FAILURE");
+    cr_assert_eq(bpt_http_hits(srv, "/odds") - before, 2, "a body cut short is retried");
+    json_decref(j);
+
+    bpt_http_reply odd = {.status = 200,
+                          .body = "{\"get\": \"odds\", \"errors\": [], "
+                                  "\"response\": [{\"fixture\": {\"id\": \"x\"}}]}"};
+    bpt_http_script(srv, "/odds", &odd, 1);
+    j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
+    cr_assert_str_eq(state_of(j), "FAILURE");
+    cr_assert(strstr(error_of(j), "response[0]"), "names the payload path: %s", error_of(j));
+    json_decref(j);
+}
+
+Test(collectors, api_football_standings_and_team_statistics)
+{
+    configure(true, false, "", "");
+    serve("/standings", "api-football/standings");
+    serve("/teams/statistics", "api-football/teams-statistics");
+    json_t *j = run_job("data.collect_stats", "{\"leagues\": [\"E0\"], \"season\": 2024}");
+    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    const json_t *af = source(j, "api_football");
+    cr_assert_eq(bpt_http_hits(srv, "/teams/statistics"), 3, "one per team of the standings");
+    /* 3 standings rows + Manchester United's statistics (the recorded body for every team) */
+    cr_assert_eq(counter(af, "team_stats", "inserted"), 4);
+    cr_assert_eq(counter(af, "team_stats", "unchanged"), 2);
+    cr_assert_gt(json_integer_value(json_object_get(json_object_get(j, "result"), "cached")), 4);
+    json_decref(j);
+
+    store *s = open_store();
+    json_t *l = NULL, *teams = NULL;
+    cr_assert_eq(store_find_league(s, NULL, "betpipe", "E0", &l, NULL), BP_OK);
+    int64_t e0 = json_integer_value(json_object_get(l, "id"));
+    int64_t liv = 0;
+    cr_assert_eq(
+        store_resolve_team(s, NULL, e0, BP_SOURCE_API_FOOTBALL, "Liverpool", &liv, NULL, NULL),
+        BP_OK);
+    json_t *stats = NULL;
+    cr_assert_eq(store_get_team_stats(s, liv, 2024, &stats, NULL), BP_OK);
+    cr_assert_eq(json_integer_value(json_object_get(json_array_get(stats, 0), "rank")), 1);
+    json_decref(stats);
+    json_decref(l);
+    json_decref(teams);
+    store_close(s);
+}
+
+/* ---- The Odds API errors and credits ------------------------------------------------------------
+ */
+
+Test(collectors, the_odds_api_error_bodies)
+{
+    static const struct {
+        const char *rel;
+        const char *expect;
+        size_t hits;
+    } cases[] = {
+        {"the-odds-api/error-401-invalid-key", "INVALID_KEY", 1},
+        {"the-odds-api/error-422-missing-region", "MISSING_REGION", 1},
+        {"the-odds-api/error-429-exceeded-freq-limit", "EXCEEDED_FREQ_LIMIT", 2},
+    };
+    configure(false, true, "", "");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t before = bpt_http_hits(srv, "/v4/sports/soccer_epl/odds");
+        serve("/v4/sports/soccer_epl/odds", cases[i].rel);
+        json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
+        cr_assert_str_eq(state_of(j), "FAILURE", "%s", cases[i].rel);
+        cr_assert(strstr(error_of(j), cases[i].expect), "%s: %s", cases[i].rel, error_of(j));
+        cr_assert_eq(bpt_http_hits(srv, "/v4/sports/soccer_epl/odds") - before, cases[i].hits, "%s",
+                     cases[i].rel);
+        json_decref(j);
+    }
+    /* 429 then success */
+    bpt_http_reply r[2] = {rec("the-odds-api/error-429-exceeded-freq-limit"),
+                           rec("the-odds-api/odds")};
+    bpt_http_script(srv, "/v4/sports/soccer_epl/odds", r, 2);
+    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
+    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    json_decref(j);
+}
+
+Test(collectors, the_odds_api_out_of_credits_pauses)
+{
+    configure(false, true, "", "");
+    serve("/v4/sports/soccer_epl/odds", "the-odds-api/error-401-out-of-usage-credits");
+    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\", \"SP1\"]}");
+    cr_assert_str_eq(state_of(j), "FAILURE");
+    cr_assert(strstr(error_of(j), "paused until"), "%s", error_of(j));
+    cr_assert(strstr(error_of(j), "Usage quota has been reached"), "%s", error_of(j));
+    cr_assert_eq(bpt_http_hits(srv, "/v4/sports/soccer_spain_la_liga/odds"), 0);
+    json_decref(j);
+    j = run_job("data.collect_live", "{\"leagues\": [\"E0\"]}");
+    cr_assert_str_eq(state_of(j), "FAILURE");
+    cr_assert(strstr(error_of(j), "no request made"), "%s", error_of(j));
+    cr_assert_eq(bpt_http_hits(srv, "/v4/sports/soccer_epl/scores"), 0);
+    cr_assert_eq(bpt_http_hits(srv, "/v4/sports/soccer_epl/odds"), 1);
+    json_decref(j);
+}
+
+Test(collectors, the_odds_api_keeps_its_credit_reserve)
+{
+    /* odds.headers: 392 credits left after the call; a reserve of 390 leaves no room for the
+     * next one (h2h,totals x uk,eu = 4 credits) */
+    configure(false, true, "", "\"credit_reserve\": 390");
+    serve("/v4/sports/soccer_epl/odds", "the-odds-api/odds");
+    serve("/v4/sports/soccer_spain_la_liga/odds", "the-odds-api/odds");
+    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\", \"SP1\"]}");
+    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    cr_assert(strstr(json_string_value(json_object_get(source(j, "the_odds_api"), "incomplete")),
+                     "not enough credits"));
+    cr_assert_eq(bpt_http_hits(srv, "/v4/sports/soccer_spain_la_liga/odds"), 0);
+    json_decref(j);
+    j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
+    cr_assert_str_eq(state_of(j), "FAILURE");
+    cr_assert(strstr(error_of(j), "not enough credits"), "%s", error_of(j));
+    cr_assert_eq(bpt_http_hits(srv, "/v4/sports/soccer_epl/odds"), 1, "the credits are known");
+    json_decref(j);
+}
+
+/* ---- live: both sources, one set of matches -----------------------------------------------------
+ */
+
+Test(collectors, live_from_both_sources_lands_on_the_same_matches)
+{
+    configure(true, true, "", "");
+    serve("/fixtures", "api-football/fixtures");
+    serve("/v4/sports/soccer_epl/scores", "the-odds-api/scores");
+    json_t *j = run_job("data.collect_live", "{\"leagues\": [\"E0\"]}");
+    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "result"), "sources_ok")),
+                 2);
+    bpt_http_seen seen;
+    cr_assert(bpt_http_request_seen(srv, "/fixtures", 0, &seen));
+    cr_assert(strstr(seen.uri, "live=39"), "%s", seen.uri);
+    json_decref(j);
+
+    store *s = open_store();
+    json_t *arr = all_matches(s);
+    cr_assert_eq(json_array_size(arr), 3,
+                 "the Odds API events are API-Football's fixtures (teams by alias, same kick-off)");
+    const json_t *m = match_of(arr, "Liverpool");
+    cr_assert_str_eq(json_string_value(json_object_get(m, "status")), "live");
+    cr_assert_eq(json_integer_value(json_object_get(m, "home_goals")), 1);
+    const json_t *ext = json_object_get(m, "external_ids");
+    cr_assert(json_object_get(ext, BP_SOURCE_API_FOOTBALL) &&
+                  json_object_get(ext, BP_SOURCE_THE_ODDS_API),
+              "both sources' ids on one match");
+    m = match_of(arr, "Man United");
+    cr_assert_str_eq(json_string_value(json_object_get(m, "status")), "finished");
+    json_decref(arr);
+    store_close(s);
+}
