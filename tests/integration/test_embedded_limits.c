@@ -238,12 +238,24 @@ Test(embedded_limits, status_lists_a_killed_worker_as_offline)
     char tag[32];
     write_config("{\"broker\": {\"lease\": \"2s\", \"worker_timeout\": \"2s\"}}");
     p = start_daemon();
+    snprintf(tag, sizeof tag, ":%d:", (int)p);
+    /* killed only once it has registered (a slow start, under ASan, would register nothing) */
+    for (int64_t end = bpt_now_ms() + bpt_deadline_ms(10000);; util_sleep_ms(50)) {
+        bool listed;
+        r = bpt_betpipe(dd, "status", NULL);
+        cr_assert_eq(r.exit_code, 0, "%s", r.err);
+        listed = strstr(r.out, tag) != NULL;
+        bpt_result_free(&r);
+        if (listed) {
+            break;
+        }
+        cr_assert_lt(bpt_now_ms(), end, "the daemon registers as a worker");
+    }
     kill(p, SIGKILL);
     bpt_stop(p, 0, 5000);
     daemons[0] = 0;
     /* another daemon's reaper declares it offline (its pid is gone) */
     start_daemon();
-    snprintf(tag, sizeof tag, ":%d:", (int)p);
     for (int64_t end = bpt_now_ms() + bpt_deadline_ms(10000);; util_sleep_ms(100)) {
         bool offline;
         r = bpt_betpipe(dd, "status", NULL);
