@@ -184,3 +184,20 @@ void broker_event_expand(json_t *out, int64_t ts, const char *kind, const char *
         json_array_append_new(out, o);
     }
 }
+
+char *broker_worker_event_data(const broker_worker_info *w, const json_t *stats)
+{
+    static const char *const keys[] = {"processed", "failed", "busy", "load1", "rss_kb"};
+    json_t *o = json_pack("{s:s, s:i, s:O?}", "host", w->host ? w->host : "", "pid", w->pid,
+                          "queues", w->queues);
+    char *text;
+    for (size_t i = 0; o && i < BP_ARRAY_LEN(keys); i++) {
+        json_t *v = json_object_get(stats, keys[i]);
+        if (v) {
+            json_object_set(o, keys[i], v);
+        }
+    }
+    text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return text;
+}

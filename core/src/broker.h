@@ -253,6 +253,10 @@ void broker_rate_schedule(int64_t count, int64_t period_ms, double *out_interval
 /* How many events each event log keeps (the oldest are dropped). */
 #define BROKER_EVENTS_MAX 10000
 
+/* What a worker event carries (JSON text, new string; NULL when out of memory): host, pid,
+ * queues with their concurrency, and from the pool's `stats` the counters, load and RSS. */
+char *broker_worker_event_data(const broker_worker_info *w, const json_t *stats);
+
 /* Backends store events in batches: one entry per kind and step, with the job ids (and their
  * types, when known) space-separated. This expands one entry into event objects appended to
  * `out` (kind "job-..." gives one object per id; "worker-..." one object, with the JSON object

@@ -2787,25 +2787,6 @@ done:
  * heartbeat, worker_stop, reap
  * ========================================================================================== */
 
-/* What a worker event carries (JSON text, new string): host, pid, queues with their
- * concurrency, and from the pool's stats the counters, load and RSS. */
-static char *worker_event_data(const broker_worker_info *w, const json_t *stats)
-{
-    static const char *const keys[] = {"processed", "failed", "busy", "load1", "rss_kb"};
-    json_t *o = json_pack("{s:s, s:i, s:O?}", "host", w->host ? w->host : "", "pid", w->pid,
-                          "queues", w->queues);
-    char *text;
-    for (size_t i = 0; o && i < BP_ARRAY_LEN(keys); i++) {
-        json_t *v = json_object_get(stats, keys[i]);
-        if (v) {
-            json_object_set(o, keys[i], v);
-        }
-    }
-    text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    return text;
-}
-
 static int br_heartbeat(broker *base, const broker_worker_info *w, const json_t *stats,
                         const json_t *progress, json_t **out_revoked, bp_error *err)
 {
@@ -2867,7 +2848,7 @@ static int br_heartbeat(broker *base, const broker_worker_info *w, const json_t 
     mine = calloc(s.n + 1, sizeof *mine);
     queues_text = w->queues ? json_dumps(w->queues, JSON_COMPACT) : strdup("{}");
     stats_text = stats ? json_dumps(stats, JSON_COMPACT) : strdup("{}");
-    data_text = worker_event_data(w, stats);
+    data_text = broker_worker_event_data(w, stats);
     if (!revoked || !qa || !mine || !queues_text || !stats_text || !data_text) {
         rc = bp_err(err, BP_E_NOMEM, "out of memory");
         goto done;

@@ -1132,25 +1132,6 @@ static int sq_lease_one(broker *b, const char *worker_id, const char *id, job **
  * Heartbeat, worker registry, reaper
  * ========================================================================================== */
 
-/* What a worker event carries (JSON text, new string): host, pid, queues with their
- * concurrency, and from the pool's stats the counters, load and RSS. */
-static char *worker_event_data(const broker_worker_info *w, const json_t *stats)
-{
-    static const char *const keys[] = {"processed", "failed", "busy", "load1", "rss_kb"};
-    json_t *o = json_pack("{s:s, s:i, s:O?}", "host", w->host ? w->host : "", "pid", w->pid,
-                          "queues", w->queues);
-    char *text;
-    for (size_t i = 0; o && i < BP_ARRAY_LEN(keys); i++) {
-        json_t *v = json_object_get(stats, keys[i]);
-        if (v) {
-            json_object_set(o, keys[i], v);
-        }
-    }
-    text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    return text;
-}
-
 static int sq_heartbeat(broker *b, const broker_worker_info *w, const json_t *stats,
                         const json_t *progress, json_t **out_revoked, bp_error *err)
 {
@@ -1173,7 +1154,7 @@ static int sq_heartbeat(broker *b, const broker_worker_info *w, const json_t *st
     if (rc == BP_OK) {
         /* online the first time (or back after being declared offline), heartbeat after that */
         const char *kind = "worker-online";
-        char *data = worker_event_data(w, stats);
+        char *data = broker_worker_event_data(w, stats);
         st = stmt(s, ST_WORKER_STATE);
         sqlite3_bind_text(st, 1, w->id, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_NULL) {

@@ -44,13 +44,7 @@ TestSuite(embedded_limits, .init = setup, .fini = teardown, .timeout = 120);
 
 static void write_config(const char *text)
 {
-    char path[1200];
-    FILE *f;
-    snprintf(path, sizeof path, "%s/betpipe.json", dd);
-    f = fopen(path, "w");
-    cr_assert(f);
-    fputs(text, f);
-    fclose(f);
+    bpt_write_in(dd, "betpipe.json", text);
 }
 
 static pid_t start_daemon(void)
@@ -129,24 +123,11 @@ static size_t read_records(rec **out)
     return n;
 }
 
-typedef struct file_has {
-    const char *path, *needle;
-} file_has;
-
-static bool file_contains(void *ud)
-{
-    file_has *f = ud;
-    char *text = bpt_slurp(f->path);
-    bool yes = text && strstr(text, f->needle);
-    free(text);
-    return yes;
-}
-
 Test(embedded_limits, monitor_tails_the_embedded_event_log)
 {
     char out[1200], id[BP_JOB_ID_SIZE];
     const char *argv[] = {"betpipe", "--data-dir", dd, "monitor", "--seconds", "4", "--json", NULL};
-    file_has ready;
+    bpt_file_has ready;
     pid_t mon;
     app *a;
     job *j;
@@ -154,8 +135,8 @@ Test(embedded_limits, monitor_tails_the_embedded_event_log)
     int sent = 0, received = 0, started = 0, succeeded = 0, online = 0;
     snprintf(out, sizeof out, "%s/monitor.out", dd);
     mon = bpt_spawn(argv, NULL, out);
-    ready = (file_has){out, "watching the events of the sqlite broker"};
-    cr_assert(bpt_wait_for(file_contains, &ready, 10000), "monitor started");
+    ready = (bpt_file_has){out, "watching the events of the sqlite broker"};
+    cr_assert(bpt_wait_for(bpt_file_contains, &ready, 10000), "monitor started");
     start_daemon();
     a = bpt_app_open(dd);
     {

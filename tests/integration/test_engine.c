@@ -37,13 +37,7 @@ TestSuite(engine, .init = setup, .fini = teardown, .timeout = 120);
 
 static void write_config(const char *text)
 {
-    char path[1024];
-    FILE *f;
-    snprintf(path, sizeof path, "%s/betpipe.json", dd);
-    f = fopen(path, "w");
-    cr_assert(f);
-    fputs(text, f);
-    fclose(f);
+    bpt_write_in(dd, "betpipe.json", text);
 }
 
 static char *record_args(int sleep_ms)

@@ -669,25 +669,12 @@ Test(redis_daemons, global_concurrency_caps_a_queue_across_two_daemons)
  * Events and remote control
  * ========================================================================================== */
 
-typedef struct file_has {
-    const char *path, *needle;
-} file_has;
-
-static bool file_contains(void *ud)
-{
-    file_has *f = ud;
-    char *text = bpt_slurp(f->path);
-    bool yes = text && strstr(text, f->needle);
-    free(text);
-    return yes;
-}
-
 Test(redis_daemons, monitor_shows_the_events)
 {
     char *h1 = host_dir("h1", "{\"broker\": {\"lease\": \"3s\"}}"), *h2 = host_dir("h2", NULL);
     char id[BP_JOB_ID_SIZE], out[1200], bad[BP_JOB_ID_SIZE];
     const char *argv[] = {"betpipe", "--data-dir", h2, "monitor", "--seconds", "8", "--json", NULL};
-    file_has ready;
+    bpt_file_has ready;
     pid_t p, mon;
     app *a;
     job *j;
@@ -697,8 +684,8 @@ Test(redis_daemons, monitor_shows_the_events)
     p = start_daemon(h1, NULL);
     snprintf(out, sizeof out, "%s/monitor.out", base);
     mon = bpt_spawn(argv, NULL, out);
-    ready = (file_has){out, "watching the events"};
-    cr_assert(bpt_wait_for(file_contains, &ready, 10000), "monitor started");
+    ready = (bpt_file_has){out, "watching the events"};
+    cr_assert(bpt_wait_for(bpt_file_contains, &ready, 10000), "monitor started");
     a = bpt_app_open(h1);
     enqueue_record(a, 0, NULL, id);
     j = bpt_wait_final(a, id, 10000);

@@ -352,3 +352,23 @@ char *bpt_slurp(const char *path)
     fclose(f);
     return b.data;
 }
+
+bool bpt_file_contains(void *ud)
+{
+    bpt_file_has *f = ud;
+    char *text = bpt_slurp(f->path);
+    bool yes = text && strstr(text, f->needle);
+    free(text);
+    return yes;
+}
+
+void bpt_write_in(const char *dir, const char *name, const char *text)
+{
+    char path[1200];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    f = fopen(path, "w");
+    cr_assert(f, "cannot write %s", path);
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0, "cannot write %s", path);
+}

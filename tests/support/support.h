@@ -56,4 +56,13 @@ bool bpt_exited(pid_t pid, int *out_code);
 /* Read a whole file (NULL when missing); caller frees. */
 char *bpt_slurp(const char *path);
 
+/* Write `text` to dir/name (replacing it); asserts on failure. */
+void bpt_write_in(const char *dir, const char *name, const char *text);
+
+/* A bpt_wait_for condition: the file at `path` contains `needle`. */
+typedef struct bpt_file_has {
+    const char *path, *needle;
+} bpt_file_has;
+bool bpt_file_contains(void *ud);
+
 #endif
