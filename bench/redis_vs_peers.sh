@@ -66,7 +66,7 @@ BP_ENV=(--env "BETPIPE_DATA_DIR=$BP_DATA"
 for c in $BETPIPE_CONFIGS; do
     "$PEERS/run_generic.sh" betpipe "daemon c=$c" loop,bulk \
         "exec $BUILD/bench/bench_peer_producer enqueue {mode} {n}" \
-        "$BUILD/bin/betpipe daemon --queues default --concurrency default=$c --no-beat --no-http" \
+        "$BUILD/bin/betpipe daemon --queues default --concurrency default=$c --no-beat" \
         "exec $BUILD/bench/bench_peer_producer latency {rate} {duration}" \
         "${BP_ENV[@]}" >/dev/null
 done

@@ -1019,8 +1019,7 @@ static const cli_opt daemon_opts[] = {
     {"queues", true, "Q1,Q2        serve only these queues (default: all)"},
     {"concurrency", true, "Q=N,..  override concurrency per queue"},
     {"grace", true, "DUR           shutdown grace period (default 30s)"},
-    {"no-beat", false, "           do not run the beat scheduler here"},
-    {"no-http", false, "           do not run the HTTP server here"},
+    {"no-beat", false, "            do not run the beat scheduler here"},
 };
 
 static int cmd_daemon(cli_args *a, int argc, char **argv)
@@ -1029,8 +1028,7 @@ static int cmd_daemon(cli_args *a, int argc, char **argv)
                         .queues = cli_opt_value(a, "queues"),
                         .concurrency = cli_opt_value(a, "concurrency"),
                         .grace_ms = -1,
-                        .no_beat = cli_flag(a, "no-beat"),
-                        .no_http = cli_flag(a, "no-http")};
+                        .no_beat = cli_flag(a, "no-beat")};
     bp_error err = {0};
     (void)argc;
     (void)argv;
@@ -1073,7 +1071,7 @@ static int cmd_exec_job(cli_args *a, int argc, char **argv)
  * ========================================================================================== */
 
 static const cli_command cmd_daemon_entry = {"daemon", "daemon [options]",
-                                             "run worker pools (and beat, HTTP) until SIGTERM",
+                                             "run worker pools (and the beat) until SIGTERM",
                                              CLI_OPTS(daemon_opts), cmd_daemon};
 
 static const cli_command cmd_run_entry = {"run", "run TYPE [options]",

@@ -16,7 +16,6 @@ typedef struct daemon_options {
     const char *concurrency; /* "q1=4,q2=1": per-queue overrides */
     int64_t grace_ms;        /* -1 = from config */
     bool no_beat;
-    bool no_http;
 } daemon_options;
 
 /* Run until SIGTERM/SIGINT; returns the process exit code. */
