@@ -432,6 +432,14 @@ int store_backup(store *s, const char *dest_path, bp_error *err)
         rc = store_sqlite_err(dest, rc, "backup", err);
         goto done;
     }
+    /* The copy carries the source's WAL flag in its header, so whoever opens it later (our own
+     * verify, a user's sqlite3) would create -wal and -shm files beside it that retention never
+     * removes. A backup is one self-contained file: switch it to a rollback journal. */
+    rc = sqlite3_exec(dest, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        rc = store_sqlite_err(dest, rc, "backup journal mode", err);
+        goto done;
+    }
     rc = BP_OK;
 done:
     store_conn_release(s, c);

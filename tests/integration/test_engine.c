@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <criterion/criterion.h>
 
 #include "client.h"
@@ -71,6 +73,48 @@ Test(engine, backup_db_prints_success_with_path)
     cr_assert_eq(stat(p, &st), 0, "backup file %s exists", p);
     cr_assert(st.st_size > 0);
     bpt_result_free(&r);
+}
+
+static int count_backup_dir(const char *dir, int *out_db)
+{
+    int all = 0;
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    *out_db = 0;
+    cr_assert(d, "%s exists", dir);
+    while ((de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        all++;
+        if (n > 3 && strcmp(de->d_name + n - 3, ".db") == 0) {
+            (*out_db)++;
+        }
+    }
+    closedir(d);
+    return all;
+}
+
+/* Retention keeps the newest `keep`, and each backup is one self-contained file: verifying a copy
+ * must not leave -wal / -shm files beside it that pile up run after run. */
+Test(engine, backup_retention_keeps_the_newest_and_one_file_each)
+{
+    char dir[1200];
+    int db = 0, all;
+    snprintf(dir, sizeof dir, "%s/backups", dd);
+    for (int i = 0; i < 4; i++) {
+        bpt_result r = bpt_betpipe(dd, "run", "maint.backup_db", "--arg", "keep=2", "--wait", NULL);
+        cr_assert_eq(r.exit_code, 0, "%s %s", r.out, r.err);
+        if (i == 3) {
+            cr_assert(strstr(r.out, "betpipe-") && !strstr(r.out, "\"deleted\": []"),
+                      "the oldest is deleted: %s", r.out);
+        }
+        bpt_result_free(&r);
+    }
+    all = count_backup_dir(dir, &db);
+    cr_assert_eq(db, 2, "keep=2 leaves two backups, found %d", db);
+    cr_assert_eq(all, 2, "nothing but the backups themselves, found %d files", all);
 }
 
 Test(engine, run_wait_through_daemon_and_task_shows_it)
