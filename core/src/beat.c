@@ -268,7 +268,9 @@ int beat_check_entries(app *a, schedule_set *s)
         job *j = NULL;
         free(e->problem);
         e->problem = NULL;
+        e->type_missing = false;
         if (!a->reg || !registry_find_job(a->reg, e->job_type)) {
+            e->type_missing = true;
             e->problem =
                 util_asprintf("job type '%s' is not loaded (no plugin registers it)", e->job_type);
         } else {

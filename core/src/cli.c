@@ -919,8 +919,10 @@ static int cmd_plugins(cli_args *a, int argc, char **argv)
 }
 
 /* The beat's part of `config check`: which schedule files, and as problems every file that does
- * not load and every enabled entry that cannot run here (a job type not loaded, bad args). */
-static void add_schedule_report(app *ap, json_t *report, json_t *problems)
+ * not load and every enabled entry that cannot run here (bad args, an unknown queue). An entry
+ * whose job type no loaded plugin registers is a warning: it is reported, never dropped, and
+ * fires once its plugin is installed (the shipped schedule names the whole pipeline's jobs). */
+static void add_schedule_report(app *ap, json_t *report, json_t *problems, json_t *warnings)
 {
     schedule_set *set = NULL;
     bp_error err = {0};
@@ -944,7 +946,12 @@ static void add_schedule_report(app *ap, json_t *report, json_t *problems)
     }
     for (i = 0; i < set->n; i++) {
         const schedule_entry *e = &set->entries[i];
-        if (e->enabled && e->problem) {
+        if (e->enabled && e->problem && e->type_missing) {
+            json_array_append_new(warnings,
+                                  json_sprintf("schedule entry %s (%s): %s; it will not fire until "
+                                               "a plugin registers it",
+                                               e->name, e->file, e->problem));
+        } else if (e->enabled && e->problem) {
             json_array_append_new(problems, json_pack("{s:s, s:s, s:s}", "schedule_entry", e->name,
                                                       "schedule", e->file, "error", e->problem));
         }
@@ -980,18 +987,22 @@ static int cmd_config(cli_args *a, int argc, char **argv)
         }
     }
     json_object_set_new(report, "job_types", registry_names(ap->reg, REGISTRY_JOB));
-    add_schedule_report(ap, report, problems);
-    json_object_set_new(report, "problems", problems);
     {
-        /* Warnings about the broker's environment (a Redis that may evict queue keys, or keeps
-         * nothing across a restart) do not make the config invalid, but must be seen. */
+        /* Warnings do not make the config invalid, but must be seen: the broker's environment
+         * (a Redis that may evict queue keys, or keeps nothing across a restart) and schedule
+         * entries waiting for their plugin. */
         json_t *warnings = NULL;
         bp_error derr = {0};
         if (ap->broker->ops->diagnose(ap->broker, &warnings, &derr) != BP_OK) {
             warnings = json_pack("[s]", derr.msg);
         }
-        json_object_set_new(report, "warnings", warnings ? warnings : json_array());
+        if (!warnings) {
+            warnings = json_array();
+        }
+        add_schedule_report(ap, report, problems, warnings);
+        json_object_set_new(report, "warnings", warnings);
     }
+    json_object_set_new(report, "problems", problems);
     if (a->json) {
         cli_print_json(report);
     } else {

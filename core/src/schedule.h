@@ -93,6 +93,9 @@ typedef struct schedule_entry {
     /* Why the beat cannot run this entry in this process ("job type 'ml.train_all' is not
      * loaded"), or NULL. Filled by the beat (beat_check_entries), not by the parser. */
     char *problem;
+    /* The problem is only that no loaded plugin registers the job type: the entry waits for its
+     * plugin (a warning for `config check`), where bad args or an unknown queue are errors. */
+    bool type_missing;
 } schedule_entry;
 
 typedef struct schedule_set {
