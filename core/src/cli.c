@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -846,9 +847,11 @@ static int cmd_plugins(cli_args *a, int argc, char **argv)
         }
         rc = loader_check_file(a->positional[1], host_for_plugin, host_release, ap, &report, &err);
         if (rc != BP_OK) {
-            rc = cli_fail(a, rc == BP_E_ABI ? BP_E_INVAL : rc, err.msg);
+            /* A plugin that fails a check is the operation failing (exit 1), whatever the check;
+             * only a file that is not there is "not found". */
+            int code = cli_fail(a, rc, err.msg);
             app_close(ap);
-            return rc == CLI_EXIT_USAGE ? CLI_EXIT_FAILURE : rc;
+            return code == CLI_EXIT_NOTFOUND ? code : CLI_EXIT_FAILURE;
         }
         if (a->json) {
             cli_print_json(report);
@@ -959,6 +962,34 @@ static void add_schedule_report(app *ap, json_t *report, json_t *problems, json_
     schedule_set_free(set);
 }
 
+/* Settings under "jobs" for a type no loaded plugin registers apply to nothing: most often a
+ * typo ("ml.trian"), so say which and what was probably meant. */
+static void add_job_settings_report(app *ap, const json_t *report, json_t *warnings)
+{
+    const json_t *types = json_object_get(report, "job_types");
+    const char *names[512];
+    size_t n = 0, i;
+    const char *type;
+    json_t *v;
+    json_array_foreach(types, i, v)
+    {
+        if (n < BP_ARRAY_LEN(names)) {
+            names[n++] = json_string_value(v);
+        }
+    }
+    json_object_foreach((json_t *)(uintptr_t)config_section(ap->cfg, "jobs"), type, v)
+    {
+        if (!registry_find_job(ap->reg, type)) {
+            const char *hint = util_closest(type, names, n);
+            json_array_append_new(
+                warnings, json_sprintf("config.jobs.%s: no loaded plugin registers job type "
+                                       "'%s', so these settings apply to nothing%s%s%s",
+                                       type, type, hint ? " (did you mean '" : "", hint ? hint : "",
+                                       hint ? "'?)" : ""));
+        }
+    }
+}
+
 static int cmd_config(cli_args *a, int argc, char **argv)
 {
     app *ap = NULL;
@@ -1000,6 +1031,7 @@ static int cmd_config(cli_args *a, int argc, char **argv)
             warnings = json_array();
         }
         add_schedule_report(ap, report, problems, warnings);
+        add_job_settings_report(ap, report, warnings);
         json_object_set_new(report, "warnings", warnings);
     }
     json_object_set_new(report, "problems", problems);

@@ -50,17 +50,14 @@ static const char config_schema[] =
     "  \"daemon\": {\"type\": \"object\", \"additionalProperties\": false, \"properties\": {"
     "    \"shutdown_grace\": " DURATION ","
     "    \"isolation\": {\"enum\": [\"flagged\", \"all\", \"none\"]},"
-    "    \"beat\": {\"type\": \"boolean\"},"
-    "    \"http\": {\"type\": \"boolean\"}}},"
+    "    \"beat\": {\"type\": \"boolean\"}}},"
     "  \"plugins\": {\"type\": \"object\", \"additionalProperties\": false, \"properties\": {"
     "    \"dir\": {\"type\": \"string\"},"
     "    \"load\": {\"type\": \"array\", \"items\": {\"type\": \"string\", \"pattern\": "
     "      \"^[a-z0-9_]+$\"}},"
     "    \"config\": {\"type\": \"object\"}}},"
     "  \"cache\": {\"type\": \"object\"},"
-    "  \"beat\": {\"type\": \"object\"},"
-    "  \"http\": {\"type\": \"object\"},"
-    "  \"store\": {\"type\": \"object\"}"
+    "  \"beat\": {\"type\": \"object\"}"
     "}}";
 
 static const char queue_schema[] =

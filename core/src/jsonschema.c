@@ -312,51 +312,6 @@ static void describe_types(unsigned types, char *buf, size_t len)
     }
 }
 
-/* Levenshtein distance for "did you mean" hints; long strings are not worth a hint. */
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    size_t row[65];
-    if (la > 64 || lb > 64) {
-        return SIZE_MAX;
-    }
-    for (size_t j = 0; j <= lb; j++) {
-        row[j] = j;
-    }
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] == b[j - 1] ? 0 : 1);
-            if (up + 1 < best) {
-                best = up + 1;
-            }
-            if (row[j - 1] + 1 < best) {
-                best = row[j - 1] + 1;
-            }
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
-/* The closest candidate within a small distance, or NULL. */
-static const char *closest(const char *word, const char *const *cands, size_t n)
-{
-    const char *best = NULL;
-    size_t best_d = SIZE_MAX, limit = strlen(word) <= 4 ? 1 : 2;
-    for (size_t i = 0; i < n; i++) {
-        size_t d = edit_distance(word, cands[i]);
-        if (d <= limit && d < best_d) {
-            best = cands[i];
-            best_d = d;
-        }
-    }
-    return best;
-}
-
 /* ============================================================================================
  * Compiling
  * ========================================================================================== */
@@ -622,7 +577,7 @@ static int compile_keyword(js_node *n, const char *kw, const json_t *v, js_path 
     if (strcmp(kw, "examples") == 0) {
         return json_is_array(v) ? BP_OK : bad(err, path, kw, "must be an array");
     }
-    const char *hint = closest(kw, known_keywords, BP_ARRAY_LEN(known_keywords));
+    const char *hint = util_closest(kw, known_keywords, BP_ARRAY_LEN(known_keywords));
     if (hint) {
         return bp_err(err, BP_E_INVAL, "%s: unknown keyword '%s' (did you mean '%s'?)", path->buf,
                       kw, hint);
@@ -922,7 +877,7 @@ static int validate_object(const js_node *n, const json_t *v, js_path *path, bp_
             for (; k < n->n_props && k < BP_ARRAY_LEN(names); k++) {
                 names[k] = n->props[k].name;
             }
-            const char *hint = closest(key, names, k);
+            const char *hint = util_closest(key, names, k);
             char lit[80];
             format_string(key, lit, sizeof lit);
             if (hint) {

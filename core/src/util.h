@@ -47,6 +47,10 @@ char *util_strdup(const char *s);
 char *util_asprintf(const char *fmt, ...) BP_PRINTF(1, 2);
 bool util_str_starts_with(const char *s, const char *prefix);
 bool util_str_ends_with(const char *s, const char *suffix);
+/* The candidate closest to `word` by edit distance, within 1 edit for words of up to 4
+ * characters and 2 for longer ones, or NULL: the "did you mean" of error messages. Borrowed from
+ * `cands`. */
+const char *util_closest(const char *word, const char *const *cands, size_t n);
 
 /* ---- numbers ------------------------------------------------------------------------------- */
 

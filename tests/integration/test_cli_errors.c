@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 
 #include "engine.h"
+#include "util.h"
 
 static char *dd;
 
@@ -160,6 +161,29 @@ Test(cli_errors, corrupt_sqlite_files_are_refused_untouched)
     cr_assert_str_eq(before, after, "the corrupt file was modified");
     free(before);
     free(after);
+
+    /* the store (betpipe.db) likewise */
+    snprintf(path, sizeof path, "%s/broker.db", dd);
+    remove(path);
+    snprintf(path, sizeof path, "%s/betpipe.db", dd);
+    remove(path);
+    snprintf(path, sizeof path, "%s/betpipe.db-wal", dd);
+    remove(path);
+    snprintf(path, sizeof path, "%s/betpipe.db", dd);
+    f = fopen(path, "w");
+    for (int i = 0; i < 300; i++) {
+        fputs("not a database at all, not at all\n", f);
+    }
+    fclose(f);
+    before = bpt_slurp(path);
+    r = bpt_betpipe(dd, "run", "maint.backup_db", "--wait", NULL);
+    cr_assert_eq(r.exit_code, 4, "%s %s", r.out, r.err);
+    cr_assert(strstr(r.err, "betpipe.db"), "%s", r.err);
+    bpt_result_free(&r);
+    after = bpt_slurp(path);
+    cr_assert_str_eq(before, after, "the corrupt store was modified");
+    free(before);
+    free(after);
 }
 
 Test(cli_errors, task_and_revoke_of_unknown_ids)
@@ -174,5 +198,98 @@ Test(cli_errors, task_and_revoke_of_unknown_ids)
     r = bpt_betpipe(dd, "frobnicate", NULL);
     cr_assert_eq(r.exit_code, 2);
     cr_assert(strstr(r.err, "unknown command 'frobnicate'"));
+    bpt_result_free(&r);
+}
+
+/* Sections and keys nothing reads, a config path that is a directory, a typo'd job type under
+ * "jobs": the first are errors naming the key or file, the last a warning of config check with a
+ * hint. */
+Test(cli_errors, config_keys_nothing_reads_are_named)
+{
+    char path[1024];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/bad.json", dd);
+    f = fopen(path, "w");
+    fputs("{\"store\": {\"busy_timeout\": 5}}", f);
+    fclose(f);
+    expect_refused(3, "store", "--config", path, "status", NULL);
+    f = fopen(path, "w");
+    fputs("{\"daemon\": {\"http\": true}}", f);
+    fclose(f);
+    expect_refused(3, "http", "--config", path, "status", NULL);
+    expect_refused(3, "not a regular file", "--config", dd, "status", NULL);
+
+    f = fopen(path, "w");
+    fputs("{\"jobs\": {\"maint.backup_bd\": {\"priority\": 3}}}", f);
+    fclose(f);
+    bpt_result r = bpt_betpipe(dd, "--config", path, "config", "check", NULL);
+    cr_assert_eq(r.exit_code, 0, "a warning, not an error: %s %s", r.out, r.err);
+    cr_assert(strstr(r.out, "WARNING: config.jobs.maint.backup_bd: no loaded plugin registers job "
+                            "type 'maint.backup_bd'") &&
+                  strstr(r.out, "did you mean 'maint.backup_db'?"),
+              "%s", r.out);
+    bpt_result_free(&r);
+}
+
+/* `betpipe plugins` and `plugins check` as a user runs them: every shipped plugin listed with
+ * what it registered, a broken file beside healthy ones named and skipped, each check failure an
+ * exit 1 with the loader's message, a missing file exit 5. */
+Test(cli_errors, plugins_lists_and_checks_files)
+{
+    char fixture_dir[4096], broken[4200], shipped[4200], missing[4200];
+    bpt_result r = bpt_betpipe(dd, "plugins", "--json", NULL);
+    json_t *o, *p;
+    size_t i;
+    int found = 0;
+    cr_assert_eq(r.exit_code, 0, "%s", r.err);
+    o = json_loads(r.out, 0, NULL);
+    cr_assert(o, "%s", r.out);
+    json_array_foreach(json_object_get(o, "plugins"), i, p)
+    {
+        const char *name = json_string_value(json_object_get(p, "name"));
+        found += name && (strcmp(name, "maint") == 0 || strcmp(name, "sys") == 0 ||
+                          strcmp(name, "data") == 0 || strcmp(name, "ml") == 0 ||
+                          strcmp(name, "dixon_coles") == 0 || strcmp(name, "football_data") == 0);
+    }
+    cr_assert_eq(found, 6, "the shipped plugins are listed: %s", r.out);
+    json_decref(o);
+    bpt_result_free(&r);
+    r = bpt_betpipe(dd, "plugins", NULL);
+    cr_assert(strstr(r.out, "maint 1.0.0") && strstr(r.out, "maint.backup_db") &&
+                  strstr(r.out, "model      dixon_coles"),
+              "%s", r.out);
+    bpt_result_free(&r);
+
+    /* a directory with broken plugins beside healthy ones */
+    util_strlcpy(fixture_dir, bpt_env("BP_TEST_FIXTURE_PLUGIN_DIR"), sizeof fixture_dir);
+    r = bpt_betpipe(dd, "--plugin-dir", fixture_dir, "plugins", NULL);
+    cr_assert_eq(r.exit_code, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "healthy_b 0.9.0  (ABI 1.0)"), "the healthy one is loaded: %s", r.out);
+    cr_assert(strstr(r.out, "NOT LOADED") && strstr(r.out, "job-bad_magic.so") &&
+                  strstr(r.out, "bad magic 0xdeadbeef"),
+              "%s", r.out);
+    bpt_result_free(&r);
+
+    snprintf(broken, sizeof broken, "%s/job-bad_magic.so", fixture_dir);
+    r = bpt_betpipe(dd, "plugins", "check", broken, NULL);
+    cr_assert_eq(r.exit_code, 1, "%s", r.err);
+    cr_assert(strstr(r.err, broken) && strstr(r.err, "bad magic"), "%s", r.err);
+    bpt_result_free(&r);
+    snprintf(broken, sizeof broken, "%s/job-bad_initfail.so", fixture_dir);
+    r = bpt_betpipe(dd, "plugins", "check", broken, NULL);
+    cr_assert_eq(r.exit_code, 1, "%s", r.err);
+    cr_assert(strstr(r.err, broken), "%s", r.err);
+    bpt_result_free(&r);
+
+    snprintf(shipped, sizeof shipped, "%s/job-sys.so", bpt_env("BP_TEST_PLUGIN_DIR"));
+    r = bpt_betpipe(dd, "plugins", "check", shipped, NULL);
+    cr_assert_eq(r.exit_code, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "ok: ") && strstr(r.out, "sys.echo"), "%s", r.out);
+    bpt_result_free(&r);
+
+    snprintf(missing, sizeof missing, "%s/job-nothing-here.so", dd);
+    r = bpt_betpipe(dd, "plugins", "check", missing, NULL);
+    cr_assert_eq(r.exit_code, 5, "%s", r.err);
+    cr_assert(strstr(r.err, missing), "%s", r.err);
     bpt_result_free(&r);
 }

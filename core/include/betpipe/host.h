@@ -40,8 +40,8 @@ struct bp_host {
     int (*log_enabled)(const bp_host *h, int level);
 
     /* -- configuration ------------------------------------------------------------------ */
-    /* the plugin's own section of the config file ("plugins": {"<name>": {...}}), or an empty
-     * object. Borrowed; valid until the next config reload (SIGHUP), so do not keep it. */
+    /* the plugin's own section of the config file ("plugins": {"config": {"<name>": {...}}}), or
+     * an empty object. Borrowed; valid until the next config reload (SIGHUP), so do not keep it. */
     const json_t *(*config)(const bp_host *h);
     /* the instance's data directory (absolute). Everything the instance writes lives below it. */
     const char *(*data_dir)(const bp_host *h);
