@@ -651,6 +651,12 @@ static void *dispatcher_main(void *arg)
             }
             backoff_ms = 0;
             for (size_t i = 0; i < n_taken; i++) {
+                /* A job sent back to wait for its retry is due again at retry_at: the wake-up must
+                 * be ours to set, since an exchange without wants does not refresh next_due. */
+                if (taken[i].out.state == JOB_RETRY && taken[i].out.retry_at_ms > 0 &&
+                    taken[i].out.retry_at_ms < next_due) {
+                    next_due = taken[i].out.retry_at_ms;
+                }
                 free(taken[i].out.result);
                 free(taken[i].out.error);
             }

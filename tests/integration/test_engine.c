@@ -488,6 +488,22 @@ Test(engine, sighup_reloads_concurrency)
     }
     cr_assert(text && strstr(text, "queue default concurrency 1 -> 4"), "%s", text);
     free(text);
+    /* ... and four jobs now run at once */
+    {
+        app *a = bpt_app_open(dd);
+        char ids[8][BP_JOB_ID_SIZE];
+        for (int i = 0; i < 8; i++) {
+            bpt_enqueue(a, "test.record", record_args(250), ids[i]);
+        }
+        for (int i = 0; i < 8; i++) {
+            job *j = bpt_wait_final(a, ids[i], 20000);
+            cr_assert(j && j->state == JOB_SUCCESS);
+            job_free(j);
+        }
+        cr_assert_eq(max_overlap("default"), 4, "default ran %d at once after the reload",
+                     max_overlap("default"));
+        app_close(a);
+    }
     /* a broken file on reload keeps the running config */
     write_config("{\"queues\": {\"default\": {\"concurency\": 2}}}");
     kill(d, SIGHUP);
@@ -495,5 +511,111 @@ Test(engine, sighup_reloads_concurrency)
     text = bpt_slurp(log);
     cr_assert(strstr(text, "config not reloaded"), "%s", text);
     free(text);
+    cr_assert_eq(bpt_stop(d, SIGTERM, 10000), 0);
+}
+
+/* `daemon --queues` serves only the queues named (with --concurrency for them); the others wait
+ * for a daemon that serves them. */
+Test(engine, queues_option_serves_only_those_queues)
+{
+    app *a = bpt_app_open(dd);
+    bp_enqueue_opts o = {.struct_size = sizeof o, .queue = "data_queue"};
+    char other[BP_JOB_ID_SIZE], data[3][BP_JOB_ID_SIZE];
+    pid_t d = bpt_daemon_start(dd, "--queues", "data_queue", "--concurrency", "data_queue=1", NULL);
+    bpt_enqueue(a, "test.record", record_args(0), other);
+    for (int i = 0; i < 3; i++) {
+        json_t *args = json_loads(record_args(60), 0, NULL);
+        cr_assert_eq(client_enqueue(a, "test.record", args, &o, NULL, data[i], NULL), BP_OK);
+        json_decref(args);
+    }
+    for (int i = 0; i < 3; i++) {
+        job *j = bpt_wait_final(a, data[i], 20000);
+        cr_assert(j && j->state == JOB_SUCCESS);
+        job_free(j);
+    }
+    cr_assert_eq(max_overlap("data_queue"), 1, "data_queue=1 ran %d at once",
+                 max_overlap("data_queue"));
+    util_sleep_ms(300);
+    job *j = NULL;
+    cr_assert_eq(client_get(a, other, &j, NULL), BP_OK);
+    cr_assert_eq(j->state, JOB_PENDING, "a queue the daemon does not serve is left alone (%s)",
+                 job_state_name(j->state));
+    job_free(j);
+    bpt_result r = bpt_betpipe(dd, "status", NULL);
+    cr_assert(strstr(r.out, "data_queue=1") && !strstr(r.out, "default=2"), "%s", r.out);
+    bpt_result_free(&r);
+
+    pid_t d2 = bpt_daemon_start(dd, "--queues", "default", NULL);
+    j = bpt_wait_final(a, other, 20000);
+    cr_assert(j && j->state == JOB_SUCCESS, "a daemon serving default runs it");
+    job_free(j);
+    app_close(a);
+    cr_assert_eq(bpt_stop(d, SIGTERM, 10000), 0);
+    cr_assert_eq(bpt_stop(d2, SIGTERM, 10000), 0);
+}
+
+/* On the daemon (not in the CLI): retries wait for their backoff and succeed, the soft time limit
+ * stops a cooperative job. */
+Test(engine, daemon_retries_and_soft_time_limit)
+{
+    write_config("{\"retry\": {\"interval_start\": 0.2, \"interval_step\": 0.2, "
+                 "\"jitter\": false}}");
+    pid_t d = bpt_daemon_start(dd, NULL);
+    char tag[32];
+    snprintf(tag, sizeof tag, ":%d:", (int)d);
+    bpt_result r = bpt_betpipe(dd, "run", "test.flaky", "--arg", "fail_times=2", "--wait",
+                               "--no-inline", "--json", NULL);
+    cr_assert_eq(r.exit_code, 0, "%s %s", r.out, r.err);
+    json_t *o = json_loads(r.out, 0, NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(o, "state")), "SUCCESS");
+    cr_assert_eq(json_integer_value(json_object_get(o, "attempts")), 3);
+    cr_assert(strstr(json_string_value(json_object_get(o, "worker")), tag), "run by the daemon");
+    int64_t created = 0, finished = 0;
+    util_parse_iso8601(json_string_value(json_object_get(o, "created")), &created, NULL);
+    util_parse_iso8601(json_string_value(json_object_get(o, "finished")), &finished, NULL);
+    cr_assert_geq(finished - created, 600, "retries waited for their backoff (%lld ms)",
+                  (long long)(finished - created));
+    json_decref(o);
+    bpt_result_free(&r);
+
+    r = bpt_betpipe(dd, "run", "test.hang", "--arg", "seconds=30", "--wait", "--no-inline", NULL);
+    cr_assert_eq(r.exit_code, 1, "%s %s", r.out, r.err);
+    cr_assert(strstr(r.out, "FAILURE") && strstr(r.out, "soft time limit exceeded (1.0 s)"), "%s",
+              r.out);
+    bpt_result_free(&r);
+    cr_assert_eq(bpt_stop(d, SIGTERM, 10000), 0);
+}
+
+static bool job_gone_from_broker(void *ud)
+{
+    const char *id = ud;
+    bpt_result r = bpt_betpipe(dd, "jobs", "--json", NULL);
+    bool gone = r.exit_code == 0 && !strstr(r.out, id);
+    bpt_result_free(&r);
+    return gone;
+}
+
+/* broker.result_expires: a finished record leaves the broker once it expires, and `task` still
+ * answers from the permanent history. */
+Test(engine, finished_records_expire_from_the_broker_and_stay_in_history)
+{
+    write_config("{\"broker\": {\"result_expires\": \"1s\"}}");
+    pid_t d = bpt_daemon_start(dd, NULL);
+    bpt_result r =
+        bpt_betpipe(dd, "run", "sys.echo", "--arg", "k=v", "--wait", "--no-inline", "--json", NULL);
+    cr_assert_eq(r.exit_code, 0, "%s %s", r.out, r.err);
+    json_t *o = json_loads(r.out, 0, NULL);
+    char id[BP_JOB_ID_SIZE];
+    util_strlcpy(id, json_string_value(json_object_get(o, "id")), sizeof id);
+    json_decref(o);
+    bpt_result_free(&r);
+    r = bpt_betpipe(dd, "jobs", "--json", NULL);
+    cr_assert(strstr(r.out, id), "listed while fresh: %s", r.out);
+    bpt_result_free(&r);
+    cr_assert(bpt_wait_for(job_gone_from_broker, id, 15000), "the record never expired");
+    r = bpt_betpipe(dd, "task", id, NULL);
+    cr_assert_eq(r.exit_code, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "SUCCESS") && strstr(r.out, "\"k\": \"v\""), "from history: %s", r.out);
+    bpt_result_free(&r);
     cr_assert_eq(bpt_stop(d, SIGTERM, 10000), 0);
 }
