@@ -423,9 +423,6 @@ static void handle_missed(beat *b, const schedule_entry *e, int64_t slot_ms, int
     job *j = NULL;
     bp_error err = {0};
     int rc;
-    if (now_ms - slot_ms > e->grace_ms) {
-        return; /* older than the grace window: forgotten */
-    }
     schedule_slot_id(e->name, slot_ms, id, sizeof id);
     schedule_format_slot(slot_ms, iso, sizeof iso);
     rc = client_get(b->a, id, &j, &err);
@@ -439,6 +436,12 @@ static void handle_missed(beat *b, const schedule_entry *e, int64_t slot_ms, int
     }
     snprintf(detail, sizeof detail, "missed by %.1f s (no beat fired it)",
              (double)(now_ms - slot_ms) / 1000.0);
+    if (now_ms - slot_ms > e->grace_ms) {
+        /* older than the grace window: forgotten, whatever the policy, but said */
+        log_info("beat", "missed run forgotten entry=%s slot=%s: %s, past its grace of %.0f s",
+                 e->name, iso, detail, (double)e->grace_ms / 1000.0);
+        return;
+    }
     if (e->missed == SCHEDULE_MISSED_SKIP) {
         b->stats.missed_skipped++;
         log_info("beat", "missed run skipped entry=%s slot=%s: %s; policy skip", e->name, iso,
@@ -582,7 +585,10 @@ static void log_set(const schedule_set *s, const char *what)
              s->source ? s->source : "-");
 }
 
-/* The missed-run pass at start: for each entry, its most recent slot before t0. */
+/* The missed-run pass at start: for each entry, its most recent slot before t0. The look back
+ * spans the longest grace allowed, not the entry's own, so that a slot missed just past its grace
+ * is said to be forgotten rather than passed over in silence (a daily job down for a day and an
+ * hour is worth a log line). At most 7 days of "* * * * *" is some ten thousand steps. */
 static void catch_up(beat *b, int64_t t0)
 {
     for (size_t i = 0; i < b->set->n; i++) {
@@ -592,7 +598,7 @@ static void catch_up(beat *b, int64_t t0)
         if (!b->state[i].active || e->grace_ms <= 0) {
             continue;
         }
-        if (schedule_prev_slots(e, t0, e->grace_ms, &slot, 1, &n) == BP_OK && n == 1) {
+        if (schedule_prev_slots(e, t0, SCHEDULE_MAX_GRACE_MS, &slot, 1, &n) == BP_OK && n == 1) {
             handle_missed(b, e, slot, t0);
         }
     }

@@ -495,6 +495,42 @@ Test(beat, no_overlap_skips_while_the_previous_run_is_live)
     no_overlap_skips_while_the_previous_run_is_live();
 }
 
+/* A missed slot older than the entry's grace is forgotten even with run_once (and said so); the
+ * same slot within another entry's grace is caught up. A fresh instance's first start is a
+ * restart like any other: its most recent slot was missed. */
+Test(beat, missed_slot_older_than_grace_is_forgotten)
+{
+    enum { MAX = 256 };
+    static slot_job stale[MAX], fresh[MAX];
+    write_schedule("{\"entries\": {"
+                   " \"stale\": {\"job\": \"test.record\", \"every\": \"6s\", \"missed\": "
+                   "\"run_once\", \"grace\": \"1s\", \"args\": {\"file\": \"@REC@\"}},"
+                   " \"fresh\": {\"job\": \"test.record\", \"every\": \"6s\", \"missed\": "
+                   "\"run_once\", \"grace\": \"1h\", \"args\": {\"file\": \"@REC@\", \"n\": 1}}}}");
+    app *a = bpt_app_open(dd);
+    /* start 2 s into a 6 s slot: its slot is older than 1 s and the next one is 4 s away */
+    int64_t now = util_now_ms();
+    clock_ctx into = {(now / 6000 + (now % 6000 < 2000 ? 0 : 1)) * 6000 + 2000};
+    cr_assert(bpt_wait_for(wall_clock_passed, &into, 10000));
+    int64_t start = util_now_ms();
+    pid_t d = bpt_daemon_start(dd, NULL);
+    wait_slots(a, "stale", 1, start, 30000);
+    wait_slots(a, "fresh", 1, start, 30000);
+    cr_assert_eq(bpt_stop(d, SIGTERM, 20000), 0);
+
+    int64_t forgotten = LOG_SLOT("missed run forgotten entry=stale", "past its grace of 1 s");
+    int64_t caught = LOG_SLOT("missed run caught up entry=fresh");
+    cr_assert_gt(forgotten, 0, "the forgotten slot is logged");
+    cr_assert_eq(forgotten, caught, "the same slot, within one grace and past the other");
+    cr_assert_lt(caught, start);
+    size_t ns = slot_jobs(a, "stale", stale, MAX), nf = slot_jobs(a, "fresh", fresh, MAX);
+    cr_assert(!slot_exists(stale, ns, forgotten), "a slot past its grace was fired");
+    cr_assert(slot_exists(fresh, nf, caught), "the slot within its grace was caught up");
+    cr_assert(slot_exists(stale, ns, forgotten + 6000), "the schedule goes on");
+    cr_assert_eq(LOG_LINES("missed run caught up entry=stale"), 0);
+    app_close(a);
+}
+
 Test(beat, restart_applies_missed_policies_and_never_fires_twice)
 {
     restart_applies_missed_policies_and_never_fires_twice();
