@@ -2631,12 +2631,15 @@ static int br_exchange(broker *base, const char *worker_id, const broker_ack *ac
             goto done;
         }
         qs[k].got = r->element[0]->elements;
-        /* Acks finished as asked, of jobs we hold a copy of: their final record is built here. */
+        /* Acks finished as asked, of jobs we hold a copy of: their final record is built here.
+         * A short job's STARTED notice travels in the same exchange as its final ack, with the
+         * same id: the notice is no ack, so it is never the record's source. */
         for (size_t e = 0; e < r->element[2]->elements; e++) {
             const char *id = r->element[2]->element[e]->str;
             const broker_ack *ak = NULL;
             for (size_t i = 0; i < qs[k].n_acks && !ak; i++) {
-                ak = strcmp(acks[qs[k].acks[i]].id, id) == 0 ? &acks[qs[k].acks[i]] : NULL;
+                const broker_ack *cand = &acks[qs[k].acks[i]];
+                ak = cand->state != JOB_STARTED && strcmp(cand->id, id) == 0 ? cand : NULL;
             }
             pthread_mutex_lock(&b->lock);
             idnode *node = idmap_find(&b->leased, id);
