@@ -499,6 +499,104 @@ Test(redis_daemons, idle_daemon_resumes_consuming_after_a_redis_restart)
     free(h1);
 }
 
+/* ============================================================================================
+ * Finding the broker: --broker, BETPIPE_BROKER_URL, broker.url, then the seed names
+ * ========================================================================================== */
+
+/* A password with every character a URL gives a meaning to, and its percent-encoded form. */
+#define SEED_PASSWORD     "p@ss/w:rd%#?x"
+#define SEED_PASSWORD_PCT "p%40ss%2Fw%3Ard%25%23%3Fx"
+#define NO_REDIS          "unix:///nonexistent/betpipe-test/redis.sock"
+
+/* From `dir`, with the environment as it is now (and `--broker flag` unless NULL): config check
+ * says the broker came from `source` (a substring) without showing the password, and a job sent
+ * through it is run by the daemon and was stored in the test's Redis. */
+static void echo_through(const char *dir, const char *source, const char *broker_flag)
+{
+    /* room for "--broker URL" and the terminating NULL */
+    const char *check[9] = {"betpipe", "--data-dir", dir, "config", "check", "--json"};
+    const char *run[14] = {"betpipe", "--data-dir", dir,         "run", "sys.echo", "--arg",
+                           "n=7",     "--wait",     "--timeout", "20s", "--json"};
+    bpt_result r;
+    json_t *o;
+    const char *src, *url, *id, *state;
+    redisReply *rep;
+    if (broker_flag) {
+        check[6] = "--broker";
+        check[7] = broker_flag;
+        run[11] = "--broker";
+        run[12] = broker_flag;
+    }
+    r = bpt_run(check, NULL, NULL, 30000);
+    o = json_loads(r.out, 0, NULL);
+    cr_assert(o, "config check: exit %d %s %s", r.exit_code, r.out, r.err);
+    src = json_string_value(json_object_get(json_object_get(o, "broker"), "source"));
+    url = json_string_value(json_object_get(json_object_get(o, "broker"), "url"));
+    cr_assert(src && strstr(src, source), "the broker came from %s, not %s", src ? src : "-",
+              source);
+    cr_assert(url && strstr(url, bpt_redis_socket(srv)) && !strstr(url, "w:rd"),
+              "the broker is the test's Redis, password hidden: %s", url ? url : "-");
+    json_decref(o);
+    bpt_result_free(&r);
+    r = bpt_run(run, NULL, NULL, 30000);
+    cr_assert_eq(r.exit_code, 0, "run through %s: %s %s", source, r.out, r.err);
+    o = json_loads(r.out, 0, NULL);
+    id = json_string_value(json_object_get(o, "id"));
+    state = json_string_value(json_object_get(o, "state"));
+    cr_assert(id && state && strcmp(state, "SUCCESS") == 0, "%s", r.out);
+    rep = bpt_redis_cmd(srv, "EXISTS bp:{default}:j:%s", id);
+    cr_assert(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1,
+              "job %s is in the test's Redis", id);
+    freeReplyObject(rep);
+    json_decref(o);
+    bpt_result_free(&r);
+}
+
+Test(redis_daemons, broker_found_by_seed_names_and_in_the_documented_order)
+{
+    bpt_redis_opts o = {.requirepass = SEED_PASSWORD};
+    char *good, *bad_cfg, *good_cfg;
+    char *h1 = host_dir("h1", NULL), *h2, *h3;
+    pid_t p;
+    start_redis(&o);
+    unsetenv("BETPIPE_BROKER_URL");
+    good = bpt_redis_url_with(srv, NULL, SEED_PASSWORD_PCT);
+    good_cfg = util_asprintf("{\"broker\": {\"url\": \"%s\"}}", good);
+    bad_cfg = util_asprintf("{\"broker\": {\"url\": \"%s\"}}", NO_REDIS);
+    cr_assert(good_cfg && bad_cfg);
+    h2 = host_dir("h2", good_cfg);
+    h3 = host_dir("h3", bad_cfg);
+
+    /* REDIS_HOST is a socket path, the password is given raw: the daemon and the CLI find the
+     * server and authenticate */
+    setenv("REDIS_HOST", bpt_redis_socket(srv), 1);
+    setenv("REDIS_PASSWORD", SEED_PASSWORD, 1);
+    p = start_daemon(h1, NULL);
+    echo_through(h1, "REDIS_HOST/REDIS_PORT/REDIS_DB/REDIS_PASSWORD", NULL);
+
+    /* each name below beats the ones after it: those point at no Redis at all */
+    setenv("REDIS_HOST", "/nonexistent/betpipe-test/redis.sock", 1);
+    setenv("CELERY_BROKER_URL", good, 1);
+    echo_through(h1, "CELERY_BROKER_URL", NULL);
+    setenv("CELERY_BROKER_URL", NO_REDIS, 1);
+    setenv("REDIS_URL", good, 1);
+    echo_through(h1, "REDIS_URL", NULL);
+    setenv("REDIS_URL", NO_REDIS, 1);
+    echo_through(h2, "betpipe.json", NULL); /* broker.url */
+    setenv("BETPIPE_BROKER_URL", good, 1);
+    echo_through(h3, "BETPIPE_BROKER_URL", NULL);
+    setenv("BETPIPE_BROKER_URL", NO_REDIS, 1);
+    echo_through(h3, "--broker", good);
+
+    stop_daemon(p);
+    free(good);
+    free(good_cfg);
+    free(bad_cfg);
+    free(h1);
+    free(h2);
+    free(h3);
+}
+
 Test(redis_daemons, run_against_redis_that_is_down_fails_fast_with_exit_code_4)
 {
     char *h1 = host_dir("h1", NULL);
