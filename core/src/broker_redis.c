@@ -2318,6 +2318,7 @@ done:
 typedef struct xq {
     int qi;
     int want;
+    bool sated; /* asked for with n = 0: the worker no longer wants this queue's jobs */
     bool poke;
     uint64_t ticket;
     size_t *acks; /* indices into the caller's acks */
@@ -2490,6 +2491,7 @@ static int br_exchange(broker *base, const char *worker_id, const broker_ack *ac
         xq *x = xq_for(qs, &nq, qi);
         br_queue *q = b->queues[qi];
         x->want += wants[i].n;
+        x->sated = x->sated || wants[i].n == 0;
         if (!q->in_worker) {
             q->in_worker = true;
             rekey = true;
@@ -2513,6 +2515,12 @@ static int br_exchange(broker *base, const char *worker_id, const broker_ack *ac
             qs[k].poke = b->work_started && !q->watched;
             q->hungry = true;
             qs[k].ticket = ++q->ticket;
+        } else if (qs[k].sated) {
+            /* The wake thread must stop taking q's marker: an idle worker of another daemon
+             * needs it. (The script still runs: it leaves the marker when q has work.) */
+            rekey = rekey || q->watched;
+            q->hungry = false;
+            ++q->ticket;
         }
     }
     pthread_mutex_unlock(&b->lock);
