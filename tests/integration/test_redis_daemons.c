@@ -21,7 +21,7 @@
 #include "redis_fixture.h"
 #include "util.h"
 
-#define MAX_DAEMONS 4
+#define MAX_DAEMONS 6
 
 static char *base;
 static bpt_redis *srv;
@@ -78,13 +78,24 @@ static char *host_dir(const char *name, const char *config_json)
     return dir;
 }
 
-static pid_t start_daemon(const char *dir, const char *concurrency)
+/* The teardown kills the daemons it knows. */
+static pid_t track(pid_t pid)
 {
-    pid_t pid = concurrency ? bpt_daemon_start(dir, "--concurrency", concurrency, NULL)
-                            : bpt_daemon_start(dir, NULL);
     cr_assert(n_daemons < MAX_DAEMONS);
     daemons[n_daemons++] = pid;
     return pid;
+}
+
+static pid_t start_daemon(const char *dir, const char *concurrency)
+{
+    return track(concurrency ? bpt_daemon_start(dir, "--concurrency", concurrency, NULL)
+                             : bpt_daemon_start(dir, NULL));
+}
+
+/* A daemon that serves only `queues` ("q1,q2"). */
+static pid_t start_daemon_on(const char *dir, const char *queues)
+{
+    return track(bpt_daemon_start(dir, "--queues", queues, NULL));
 }
 
 static void forget_daemon(pid_t pid)
@@ -358,6 +369,12 @@ Test(redis_daemons, redis_restarted_with_aof_during_2000_jobs_none_lost_none_stu
     }
     cr_assert(bpt_wait_for(enough_started, &some, 60000), "the run got going");
     bpt_redis_stop(srv);
+    /* Mid-run: with Redis gone nothing more can be leased, so the jobs that ever started are
+     * all there will be until it is back: some must still be waiting. */
+    {
+        int started = count_lines("start", NULL, 0);
+        cr_assert_lt(started, N, "Redis went away mid-run (%d of %d jobs had started)", started, N);
+    }
     util_sleep_ms(300); /* an outage the daemons notice, not a blink */
     bpt_redis_restart(srv);
     all = (until_count){a, N};
@@ -375,6 +392,19 @@ Test(redis_daemons, redis_restarted_with_aof_during_2000_jobs_none_lost_none_stu
     }
     cr_assert_eq(count_state(a, "default", "waiting"), 0);
     cr_assert_eq(count_state(a, "default", "running"), 0);
+    /* both daemons lived through the outage: they lost Redis and got it back */
+    {
+        const char *hosts[] = {h1, h2};
+        for (int i = 0; i < 2; i++) {
+            char log[1200];
+            snprintf(log, sizeof log, "%s/daemon.log", hosts[i]);
+            cr_assert_geq(bpt_count_lines(log, "", "redis connection lost") +
+                              bpt_count_lines(log, "", "redis unreachable"),
+                          1, "daemon %d noticed the outage", i + 1);
+            cr_assert_geq(bpt_count_lines(log, "", "redis connection restored"), 1,
+                          "daemon %d reconnected", i + 1);
+        }
+    }
     /* and the daemons carry on */
     {
         char id[BP_JOB_ID_SIZE];
@@ -758,7 +788,11 @@ Test(redis_daemons, revoke_of_a_running_job_with_and_without_terminate)
 Test(redis_daemons, rate_limit_60_per_minute_holds_across_two_daemons)
 {
     enum { N = 6 };
-    const char *cfg = "{\"jobs\": {\"test.record\": {\"rate_limit\": \"60/m\"}}}";
+    /* One thread per daemon and jobs longer than a token's interval: when a token returns the
+     * daemon that took the last one is still busy, so both daemons must take jobs, and the
+     * limit still has to hold across them. */
+    const char *cfg = "{\"jobs\": {\"test.record\": {\"rate_limit\": \"60/m\"}}, "
+                      "\"queues\": {\"default\": {\"concurrency\": 1}}}";
     char *h1 = host_dir("h1", cfg), *h2 = host_dir("h2", cfg);
     pid_t p1, p2;
     app *a;
@@ -774,7 +808,7 @@ Test(redis_daemons, rate_limit_60_per_minute_holds_across_two_daemons)
     a = bpt_app_open(h1);
     t0 = bpt_now_ms();
     for (int i = 0; i < N; i++) {
-        enqueue_record(a, 0, NULL, NULL);
+        enqueue_record(a, 1300, NULL, NULL);
     }
     u = (until_count){a, N};
     cr_assert(bpt_wait_for(succeeded_reached, &u, 30000), "all jobs ran (%lld of %d)",
@@ -787,6 +821,9 @@ Test(redis_daemons, rate_limit_60_per_minute_holds_across_two_daemons)
     }
     free(v);
     cr_assert_eq(ns, N);
+    cr_assert(count_lines("start", NULL, p1) > 0 && count_lines("start", NULL, p2) > 0,
+              "both daemons took jobs (%d and %d)", count_lines("start", NULL, p1),
+              count_lines("start", NULL, p2));
     qsort(starts, N, sizeof starts[0], cmp_ll);
     /* 60/m: one token a second, whichever daemon takes it. The start lines are written by the
      * job a few hundred microseconds after its lease: allow that jitter, no more. */
@@ -845,19 +882,82 @@ Test(redis_daemons, global_concurrency_caps_a_queue_across_two_daemons)
  * Events and remote control
  * ========================================================================================== */
 
-Test(redis_daemons, monitor_shows_the_events)
+/* What `monitor --json` printed so far: the events of one kind, for one job id or from one
+ * worker (its id has ":<pid>:"), with an "error" (jobs) or a "reason" (workers). */
+typedef struct monitor_seen {
+    const char *out; /* the monitor's output file */
+    const char *event;
+    const char *id; /* job id, or NULL */
+    int pid;        /* worker pid, or 0 */
+} monitor_seen;
+
+static int monitor_count(const monitor_seen *m)
 {
-    char *h1 = host_dir("h1", "{\"broker\": {\"lease\": \"3s\"}}"), *h2 = host_dir("h2", NULL);
-    char id[BP_JOB_ID_SIZE], out[1200], bad[BP_JOB_ID_SIZE];
-    const char *argv[] = {"betpipe", "--data-dir", h2, "monitor", "--seconds", "8", "--json", NULL};
+    char *text = bpt_slurp(m->out), *save = NULL, tag[32];
+    int n = 0;
+    snprintf(tag, sizeof tag, ":%d:", m->pid);
+    for (char *l = text ? strtok_r(text, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+        json_t *e = json_loads(l, 0, NULL);
+        const char *ev = json_string_value(json_object_get(e, "event"));
+        const char *eid = json_string_value(json_object_get(e, "id"));
+        const char *w = json_string_value(json_object_get(e, "worker"));
+        if (ev && strcmp(ev, m->event) == 0 && (!m->id || (eid && strcmp(eid, m->id) == 0)) &&
+            (!m->pid || (w && strstr(w, tag)))) {
+            n++;
+        }
+        json_decref(e);
+    }
+    free(text);
+    return n;
+}
+
+static bool monitor_saw(void *ud)
+{
+    return monitor_count(ud) > 0;
+}
+
+/* A daemon that runs test.crash in its own process dies of SIGSEGV (expected: under ASan the
+ * plain signal, not a sanitizer report, which test.sh would count as a failure). */
+static pid_t start_crashing_daemon(const char *dir)
+{
+    const char *was = getenv("ASAN_OPTIONS");
+    char *saved = was ? strdup(was) : NULL;
+    char asan[2048];
+    pid_t pid;
+    snprintf(asan, sizeof asan, "%s%shandle_segv=0", was ? was : "", was && *was ? ":" : "");
+    setenv("ASAN_OPTIONS", asan, 1);
+    pid = start_daemon_on(dir, "maintenance_queue");
+    if (saved) {
+        setenv("ASAN_OPTIONS", saved, 1);
+    } else {
+        unsetenv("ASAN_OPTIONS");
+    }
+    free(saved);
+    return pid;
+}
+
+Test(redis_daemons, monitor_shows_the_events, .timeout = 120)
+{
+    /* short leases and worker timeouts so the lost daemons are declared offline quickly; two
+     * crashes make a job DEAD */
+    const char *cfg =
+        "{\"broker\": {\"lease\": \"3s\", \"worker_timeout\": \"2s\", \"max_crashes\": 2}}";
+    char *h1 = host_dir("h1", cfg), *h2 = host_dir("h2", NULL), *h3 = host_dir("h3", cfg);
+    char *h4 = host_dir("h4", cfg), *h5 = host_dir("h5", cfg);
+    char id[BP_JOB_ID_SIZE], out[1200], bad[BP_JOB_ID_SIZE], late[BP_JOB_ID_SIZE];
+    char crash[BP_JOB_ID_SIZE];
+    const char *argv[] = {"betpipe", "--data-dir", h2, "monitor", "--json", NULL};
     bpt_file_has ready;
-    pid_t p, mon;
+    pid_t p, victim, crashers[2], mon;
     app *a;
     job *j;
     char *text, *save = NULL;
     int seen_sent = 0, seen_recv = 0, seen_started = 0, seen_ok = 0, seen_failed = 0, seen_hb = 0;
     start_redis(NULL);
-    p = start_daemon(h1, NULL);
+    p = start_daemon_on(h1, "default");
+    victim = start_daemon_on(h3, "default");
+    crashers[0] = start_crashing_daemon(h4);
+    crashers[1] = start_crashing_daemon(h5);
     snprintf(out, sizeof out, "%s/monitor.out", base);
     mon = bpt_spawn(argv, NULL, out);
     ready = (bpt_file_has){out, "watching the events"};
@@ -876,7 +976,48 @@ Test(redis_daemons, monitor_shows_the_events)
         cr_assert(j && j->state == JOB_FAILURE);
         job_free(j);
     }
-    cr_assert_eq(bpt_stop(mon, 0, 15000) >= 0, true);
+    /* job-expired: a job for a queue nobody serves, past its expiry before anyone takes it */
+    {
+        bp_enqueue_opts o = {
+            .struct_size = sizeof o, .queue = "data_queue", .expires_ms = util_now_ms() + 300};
+        enqueue_record(a, 0, &o, late);
+        j = bpt_wait_final(a, late, 15000);
+        cr_assert(j && j->state == JOB_EXPIRED, "state %s", j ? job_state_name(j->state) : "-");
+        job_free(j);
+    }
+    /* worker-offline: a daemon killed with -9, declared lost by the reaper of another */
+    cr_assert_eq(kill(victim, SIGKILL), 0);
+    forget_daemon(victim);
+    /* job-dead: test.crash kills each daemon that runs it (in its own process), twice */
+    {
+        bp_enqueue_opts o = {.struct_size = sizeof o, .queue = "maintenance_queue"};
+        json_t *args = json_object();
+        bp_error err = {0};
+        cr_assert_eq(client_enqueue(a, "test.crash", args, &o, NULL, crash, &err), BP_OK, "%s",
+                     err.msg);
+        json_decref(args);
+        j = bpt_wait_final(a, crash, 30000);
+        cr_assert(j && j->state == JOB_DEAD, "state %s", j ? job_state_name(j->state) : "-");
+        cr_assert_eq(j->crashes, 2, "it crashed its worker twice (%d)", j->crashes);
+        job_free(j);
+        for (int i = 0; i < 2; i++) {
+            int code = 0;
+            cr_assert(bpt_exited(crashers[i], &code), "crashing daemon %d died", i);
+            cr_assert(code == 128 + SIGSEGV || code == 128 + SIGABRT, "of the crash (%d)", code);
+            forget_daemon(crashers[i]);
+        }
+    }
+    {
+        monitor_seen dead = {out, "job-dead", crash, 0},
+                     gone = {out, "worker-offline", NULL, victim};
+        cr_assert(bpt_wait_for(monitor_saw, &dead, 10000), "monitor shows job-dead");
+        cr_assert(bpt_wait_for(monitor_saw, &gone, 15000), "monitor shows the killed worker go");
+        for (int i = 0; i < 2; i++) {
+            monitor_seen c = {out, "worker-offline", NULL, crashers[i]};
+            cr_assert(bpt_wait_for(monitor_saw, &c, 15000), "and each crashed one");
+        }
+    }
+    cr_assert_eq(bpt_stop(mon, SIGTERM, 15000), 0, "monitor stops on SIGTERM");
     text = bpt_slurp(out);
     cr_assert(text);
     for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
@@ -896,6 +1037,10 @@ Test(redis_daemons, monitor_shows_the_events)
             json_is_integer(json_object_get(e, "processed"))) {
             seen_hb++;
         }
+        if (ev && strcmp(ev, "worker-offline") == 0) {
+            const char *why = json_string_value(json_object_get(e, "reason"));
+            cr_assert(why && strcmp(why, "stopped") != 0, "a lost worker, not a stop: %s", l);
+        }
         json_decref(e);
     }
     free(text);
@@ -904,10 +1049,19 @@ Test(redis_daemons, monitor_shows_the_events)
               seen_ok);
     cr_assert_eq(seen_failed, 1, "the failure with its error");
     cr_assert_geq(seen_hb, 1, "worker heartbeats with their counters");
+    {
+        monitor_seen exp = {out, "job-expired", late, 0},
+                     requeued = {out, "job-requeued", crash, 0};
+        cr_assert_eq(monitor_count(&exp), 1, "job-expired, once");
+        cr_assert_eq(monitor_count(&requeued), 1, "the first crash requeued the job");
+    }
     app_close(a);
     stop_daemon(p);
     free(h1);
     free(h2);
+    free(h3);
+    free(h4);
+    free(h5);
 }
 
 /* Run `betpipe --data-dir dir a1 ... --json` (NULL arguments are skipped) and parse stdout;
