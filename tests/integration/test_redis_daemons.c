@@ -1089,6 +1089,236 @@ static json_t *betpipe_json(const char *dir, int *code, const char *a1, const ch
     return o;
 }
 
+/* The worker id of the daemon with this pid, as `inspect ping` from `dir` reports it. */
+static void worker_of(const char *dir, pid_t pid, char *out, size_t len)
+{
+    char tag[32];
+    const char *wid;
+    json_t *o, *v;
+    int code;
+    out[0] = '\0';
+    snprintf(tag, sizeof tag, ":%d:", (int)pid);
+    o = betpipe_json(dir, &code, "inspect", "ping", NULL, NULL, NULL);
+    cr_assert_eq(code, 0);
+    json_object_foreach(o, wid, v)
+    {
+        if (strstr(wid, tag)) {
+            util_strlcpy(out, wid, len);
+        }
+    }
+    json_decref(o);
+    cr_assert(out[0], "daemon %d answers ping", (int)pid);
+}
+
+/* The reply of worker `w` in the answers `o`, which must be ok. */
+static json_t *reply_from(json_t *o, const char *w)
+{
+    json_t *v = json_object_get(o, w);
+    cr_assert(json_is_true(json_object_get(v, "ok")), "%s answered ok: %s", w,
+              json_string_value(json_object_get(v, "error")));
+    return json_object_get(v, "reply");
+}
+
+typedef struct reserved_wait {
+    const char *dir, *worker;
+} reserved_wait;
+
+static bool reserved_over_redis(void *ud)
+{
+    reserved_wait *w = ud;
+    int code;
+    json_t *o = betpipe_json(w->dir, &code, "inspect", "reserved", NULL, NULL, NULL);
+    bool yes = code == 0 && json_array_size(reply_from(o, w->worker)) > 0;
+    json_decref(o);
+    return yes;
+}
+
+static bool array_has_string(const json_t *arr, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        if (json_is_string(v) && strcmp(json_string_value(v), s) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+Test(redis_daemons, inspect_reserved_scheduled_registered_conf_over_redis)
+{
+    enum { FAST = 10, AHEAD = 3 };
+    char *h1 = host_dir("h1", NULL), *h3 = host_dir("h3", NULL);
+    char w1[160], later[BP_JOB_ID_SIZE], slow[BP_JOB_ID_SIZE], ahead[AHEAD][BP_JOB_ID_SIZE];
+    pid_t p1;
+    app *a;
+    json_t *o, *v;
+    int code;
+    line_wait started;
+    reserved_wait rw;
+    start_redis(NULL);
+    p1 = start_daemon(h1, "default=1");
+    a = bpt_app_open(h1);
+    worker_of(h3, p1, w1, sizeof w1);
+
+    /* asked from a host without a daemon, answered by the daemon of h1 */
+    o = betpipe_json(h3, &code, "inspect", "registered", NULL, NULL, NULL);
+    cr_assert_eq(code, 0);
+    v = reply_from(o, w1);
+    cr_assert(array_has_string(v, "test.record") && array_has_string(v, "sys.echo"),
+              "registered lists the daemon's job types");
+    json_decref(o);
+    o = betpipe_json(h3, &code, "inspect", "conf", NULL, NULL, NULL);
+    cr_assert_eq(code, 0);
+    cr_assert_str_eq(json_string_value(json_object_get(reply_from(o, w1), "data_dir")), h1,
+                     "the daemon's own configuration");
+    json_decref(o);
+
+    /* scheduled: read from the shared broker by the asking host */
+    {
+        bp_enqueue_opts eta = {.struct_size = sizeof eta, .eta_ms = util_now_ms() + 3600000};
+        bpt_result r;
+        enqueue_record(a, 0, &eta, later);
+        o = betpipe_json(h3, &code, "inspect", "scheduled", NULL, NULL, NULL);
+        cr_assert_eq(code, 0);
+        cr_assert_eq(json_array_size(o), 1);
+        cr_assert_str_eq(json_string_value(json_object_get(json_array_get(o, 0), "id")), later);
+        json_decref(o);
+        r = bpt_betpipe(h3, "inspect", "scheduled", "--destination", w1, NULL);
+        cr_assert_eq(r.exit_code, 2, "--destination is refused, not ignored: %s", r.err);
+        bpt_result_free(&r);
+    }
+
+    /* reserved: jobs leased ahead while a slow one holds the only thread */
+    for (int i = 0; i < FAST; i++) {
+        char id[BP_JOB_ID_SIZE];
+        job *j;
+        enqueue_record(a, 0, NULL, id);
+        j = bpt_wait_final(a, id, 10000);
+        cr_assert(j && j->state == JOB_SUCCESS);
+        job_free(j);
+    }
+    enqueue_record(a, 2000, NULL, slow);
+    started = (line_wait){"start", slow, 0, 1};
+    cr_assert(bpt_wait_for(lines_reached, &started, 10000), "the slow job started");
+    for (int i = 0; i < AHEAD; i++) {
+        enqueue_record(a, 0, NULL, ahead[i]);
+    }
+    rw = (reserved_wait){h3, w1};
+    cr_assert(bpt_wait_for(reserved_over_redis, &rw, 10000), "inspect reserved shows jobs");
+    o = betpipe_json(h3, &code, "inspect", "reserved", NULL, NULL, NULL);
+    {
+        size_t i;
+        json_array_foreach(reply_from(o, w1), i, v)
+        {
+            const char *rid = json_string_value(json_object_get(v, "id"));
+            bool known = false;
+            for (int k = 0; k < AHEAD; k++) {
+                known = known || (rid && strcmp(rid, ahead[k]) == 0);
+            }
+            cr_assert(known, "reserved %s is one of the jobs behind the slow one", rid);
+        }
+    }
+    json_decref(o);
+
+    /* pool-grow then pool-shrink over Redis */
+    o = betpipe_json(h3, &code, "control", "pool-grow", "default", "2", NULL);
+    cr_assert_eq(code, 0);
+    cr_assert_eq(json_integer_value(json_object_get(reply_from(o, w1), "concurrency")), 3);
+    json_decref(o);
+    o = betpipe_json(h3, &code, "control", "pool-shrink", "default", "2", NULL);
+    cr_assert_eq(code, 0);
+    cr_assert_eq(json_integer_value(json_object_get(reply_from(o, w1), "concurrency")), 1);
+    json_decref(o);
+    for (int i = 0; i < AHEAD; i++) {
+        job *j = bpt_wait_final(a, ahead[i], 10000);
+        cr_assert(j && j->state == JOB_SUCCESS);
+        job_free(j);
+    }
+    app_close(a);
+    stop_daemon(p1);
+    free(h1);
+    free(h3);
+}
+
+Test(redis_daemons, consumers_added_and_cancelled_over_redis)
+{
+    enum { NEW = 5, AFTER = 10 };
+    char *h1 = host_dir("h1", NULL), *h2 = host_dir("h2", NULL), *h3 = host_dir("h3", NULL);
+    char w1[160], dest[200], ids[AFTER][BP_JOB_ID_SIZE];
+    pid_t p1, p2;
+    app *a;
+    json_t *o, *v;
+    int code;
+    bp_enqueue_opts dq = {.struct_size = sizeof dq, .queue = "data_queue"};
+    start_redis(NULL);
+    p1 = start_daemon_on(h1, "default");
+    p2 = start_daemon_on(h2, "default");
+    a = bpt_app_open(h1);
+    worker_of(h3, p1, w1, sizeof w1);
+    snprintf(dest, sizeof dest, "--destination=%s", w1);
+
+    /* add-consumer: daemon 1 starts a pool for a queue it did not serve, and runs its jobs */
+    o = betpipe_json(h3, &code, "control", "add-consumer", "data_queue", dest, NULL);
+    cr_assert_eq(code, 0);
+    cr_assert_eq(json_object_size(o), 1);
+    v = reply_from(o, w1);
+    cr_assert(json_is_true(json_object_get(v, "added")));
+    cr_assert_eq(json_integer_value(json_object_get(v, "concurrency")), 3, "configured: 3");
+    json_decref(o);
+    for (int i = 0; i < NEW; i++) {
+        char id[BP_JOB_ID_SIZE];
+        job *j;
+        enqueue_record(a, 0, &dq, id);
+        j = bpt_wait_final(a, id, 10000);
+        cr_assert(j && j->state == JOB_SUCCESS, "data_queue job %d ran", i);
+        job_free(j);
+        cr_assert_eq(count_lines("start", id, p1), 1, "on daemon 1, the only one serving it");
+    }
+
+    /* cancel-consumer: daemon 1 stops taking default's jobs; daemon 2 gets every one of them,
+     * woken by the enqueue. Were daemon 1 still taking the queue's wake-up marker, every other
+     * job would wait for a reaper's backstop pass (2 s) instead. */
+    o = betpipe_json(h3, &code, "control", "cancel-consumer", "default", dest, NULL);
+    cr_assert_eq(code, 0);
+    cr_assert_eq(json_integer_value(json_object_get(reply_from(o, w1), "concurrency")), 0);
+    json_decref(o);
+    o = betpipe_json(h3, &code, "inspect", "active_queues", dest, NULL, NULL);
+    v = reply_from(o, w1);
+    cr_assert_null(json_object_get(v, "default"), "default is no longer consumed by daemon 1");
+    cr_assert_eq(json_integer_value(json_object_get(v, "data_queue")), 3);
+    json_decref(o);
+    {
+        int64_t waited = 0;
+        for (int i = 0; i < AFTER; i++) {
+            job *j;
+            enqueue_record(a, 0, NULL, ids[i]);
+            j = bpt_wait_final(a, ids[i], 10000);
+            cr_assert(j && j->state == JOB_SUCCESS, "default job %d ran (state %s)", i,
+                      j ? job_state_name(j->state) : "none in time");
+            waited += j->started_ms - j->created_ms;
+            job_free(j);
+            cr_assert_eq(count_lines("start", ids[i], p2), 1, "default job %d ran on daemon 2", i);
+        }
+        cr_assert_lt(waited, bpt_deadline_ms(1500),
+                     "the %d jobs waited %lld ms in all: wake-ups were swallowed", AFTER,
+                     (long long)waited);
+    }
+
+    /* every daemon answers with an error: exit 1 */
+    o = betpipe_json(h3, &code, "control", "pool-grow", "maintenance_queue", "1", NULL);
+    cr_assert_eq(code, 1, "exit %d when no daemon could do it", code);
+    cr_assert_eq(json_object_size(o), 2);
+    json_decref(o);
+    app_close(a);
+    stop_daemon(p1);
+    stop_daemon(p2);
+    free(h1);
+    free(h2);
+    free(h3);
+}
+
 Test(redis_daemons, inspect_and_control_round_trips_over_redis)
 {
     char *h1 = host_dir("h1", NULL), *h2 = host_dir("h2", NULL), *h3 = host_dir("h3", NULL);
