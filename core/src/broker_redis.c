@@ -17,8 +17,9 @@
  * this one.
  *
  * Redis Cluster: every script touches one queue's slot, with one exception: the rate limits of
- * job types (P:rates, P:rtat) are global keys read by the exchange script, because a type's limit
- * must hold across every queue it may be sent to. The rest is not cluster-ready yet either: the
+ * job types (P:rates, P:rtat) are global keys read by the exchange script (and by the reaper while
+ * jobs are parked by a limit), because a type's limit must hold across every queue it may be sent
+ * to. The rest is not cluster-ready yet either: the
  * wake thread's BZPOPMIN spans the slots of several queues (it would need one blocking connection
  * per slot), queue lookups by id probe several slots, and hiredis 0.14 has no cluster client
  * (MOVED/ASK). Unique keys and caller-chosen ids are unique per queue for the slot's sake.
