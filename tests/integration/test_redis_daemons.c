@@ -16,6 +16,7 @@
 
 #include <criterion/criterion.h>
 
+#include "broker_suite.h"
 #include "client.h"
 #include "engine.h"
 #include "redis_fixture.h"
@@ -173,14 +174,7 @@ static int count_lines(const char *what, const char *id, int pid)
 
 static int64_t count_state(app *a, const char *queue, const char *state)
 {
-    json_t *stats = NULL;
-    int64_t n;
-    bp_error err = {0};
-    cr_assert_eq(a->broker->ops->stats(a->broker, &stats, &err), BP_OK, "stats: %s", err.msg);
-    n = json_integer_value(
-        json_object_get(json_object_get(json_object_get(stats, "queues"), queue), state));
-    json_decref(stats);
-    return n;
+    return bsuite_queue_count(a->broker, queue, state);
 }
 
 typedef struct until_count {

@@ -33,6 +33,19 @@ job *bsuite_job(const char *queue, int i)
     return j;
 }
 
+int64_t bsuite_queue_count(broker *b, const char *queue, const char *what)
+{
+    json_t *stats = NULL, *q;
+    int64_t n;
+    bp_error err = {0};
+    cr_assert_eq(b->ops->stats(b, &stats, &err), BP_OK, "stats: %s", err.msg);
+    q = json_object_get(json_object_get(stats, "queues"), queue);
+    cr_assert(q, "the stats have no queue %s", queue);
+    n = json_integer_value(json_object_get(q, what));
+    json_decref(stats);
+    return n;
+}
+
 static broker *open_default(const bsuite_env *env)
 {
     broker_options o;
@@ -833,7 +846,7 @@ void bsuite_rate_limit(const bsuite_env *env)
     const char *const q = "q_rate", *const T = "api.fetch", *const U = "local.work";
     char ids[4][BP_JOB_ID_SIZE];
     job **got = NULL;
-    json_t *lim = NULL, *stats = NULL;
+    json_t *lim = NULL;
     int64_t due = 0, before;
     bp_error err = {0};
     const char *queues[] = {q};
@@ -870,11 +883,7 @@ void bsuite_rate_limit(const bsuite_env *env)
     /* another worker finds no token either: the limit is global */
     cr_assert_eq(lease(other, W2, q, 10, &got), 0, "no second token for another worker");
     free(got);
-    cr_assert_eq(b->ops->stats(b, &stats, &err), BP_OK, "%s", err.msg);
-    cr_assert_eq(json_integer_value(json_object_get(
-                     json_object_get(json_object_get(stats, "queues"), q), "waiting")),
-                 3, "throttled jobs still count as waiting");
-    json_decref(stats);
+    cr_assert_eq(bsuite_queue_count(b, q, "waiting"), 3, "throttled jobs still count as waiting");
     /* the worker learns when the next token comes, instead of polling */
     before = util_now_ms();
     cr_assert_eq(b->ops->next_due(b, queues, 1, &due, &err), BP_OK, "%s", err.msg);

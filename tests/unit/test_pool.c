@@ -209,24 +209,6 @@ Test(pool, resize_at_run_time)
     broker_destroy(producer);
 }
 
-static json_t *queue_stats(broker *b, const char *queue)
-{
-    json_t *stats = NULL, *q;
-    cr_assert_eq(b->ops->stats(b, &stats, NULL), BP_OK);
-    q = json_incref(json_object_get(json_object_get(stats, "queues"), queue));
-    json_decref(stats);
-    cr_assert(q, "queue %s in the stats", queue);
-    return q;
-}
-
-static int64_t queue_count(broker *b, const char *queue, const char *what)
-{
-    json_t *q = queue_stats(b, queue);
-    int64_t n = json_integer_value(json_object_get(q, what));
-    json_decref(q);
-    return n;
-}
-
 Test(pool, a_queue_added_at_run_time_is_consumed)
 {
     broker *b = open_broker(), *producer = open_broker();
@@ -240,7 +222,7 @@ Test(pool, a_queue_added_at_run_time_is_consumed)
     enqueue_n(producer, "q1", 0, 30);
     enqueue_n(producer, "q0", 30, 1);
     cr_assert(wait_done(&r, 1, 10000), "the pool runs q0");
-    cr_assert_eq(atomic_load(&r.runs[0]) + queue_count(producer, "q1", "running"), 0,
+    cr_assert_eq(atomic_load(&r.runs[0]) + bsuite_queue_count(producer, "q1", "running"), 0,
                  "q1 is not served yet");
     cr_assert_eq(pool_add_queue(p, "q1", 2, &err), BP_OK, "%s", err.msg);
     cr_assert(wait_done(&r, 31, 30000), "only %d of 31 jobs ran", atomic_load(&r.done));
@@ -303,15 +285,15 @@ Test(pool, cancelled_queue_hands_back_what_it_leased_ahead)
         broker_filter f = {.queue = "q0", .state = JOB_PENDING, .limit = 100};
         bool settled = false;
         for (int k = 0; k < 500 && !settled; k++) {
-            settled = queue_count(producer, "q0", "waiting") == AHEAD &&
-                      queue_count(producer, "q0", "running") == 0;
+            settled = bsuite_queue_count(producer, "q0", "waiting") == AHEAD &&
+                      bsuite_queue_count(producer, "q0", "running") == 0;
             if (!settled) {
                 util_sleep_ms(10);
             }
         }
         cr_assert(settled, "waiting %lld running %lld",
-                  (long long)queue_count(producer, "q0", "waiting"),
-                  (long long)queue_count(producer, "q0", "running"));
+                  (long long)bsuite_queue_count(producer, "q0", "waiting"),
+                  (long long)bsuite_queue_count(producer, "q0", "running"));
         cr_assert_eq(producer->ops->list(producer, &f, &list, NULL), BP_OK);
         json_array_foreach(list, i, j)
         {
