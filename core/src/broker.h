@@ -63,7 +63,9 @@ typedef struct broker_ack {
     int64_t finished_ms;
 } broker_ack;
 
-/* Ask for up to `n` jobs from `queue`. */
+/* Ask for up to `n` jobs from `queue`. n = 0 asks for none and says the worker no longer
+ * wants the queue's jobs (its consumer was cancelled): a backend that wakes a worker per queue
+ * (Redis) stops waking this one for it. */
 typedef struct broker_want {
     const char *queue;
     int n;

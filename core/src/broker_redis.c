@@ -17,8 +17,9 @@
  * this one.
  *
  * Redis Cluster: every script touches one queue's slot, with one exception: the rate limits of
- * job types (P:rates, P:rtat) are global keys read by the exchange script, because a type's limit
- * must hold across every queue it may be sent to. The rest is not cluster-ready yet either: the
+ * job types (P:rates, P:rtat) are global keys read by the exchange script (and by the reaper while
+ * jobs are parked by a limit), because a type's limit must hold across every queue it may be sent
+ * to. The rest is not cluster-ready yet either: the
  * wake thread's BZPOPMIN spans the slots of several queues (it would need one blocking connection
  * per slot), queue lookups by id probe several slots, and hiredis 0.14 has no cluster client
  * (MOVED/ASK). Unique keys and caller-chosen ids are unique per queue for the slot's sake.
@@ -2318,6 +2319,7 @@ done:
 typedef struct xq {
     int qi;
     int want;
+    bool sated; /* asked for with n = 0: the worker no longer wants this queue's jobs */
     bool poke;
     uint64_t ticket;
     size_t *acks; /* indices into the caller's acks */
@@ -2490,6 +2492,7 @@ static int br_exchange(broker *base, const char *worker_id, const broker_ack *ac
         xq *x = xq_for(qs, &nq, qi);
         br_queue *q = b->queues[qi];
         x->want += wants[i].n;
+        x->sated = x->sated || wants[i].n == 0;
         if (!q->in_worker) {
             q->in_worker = true;
             rekey = true;
@@ -2513,6 +2516,12 @@ static int br_exchange(broker *base, const char *worker_id, const broker_ack *ac
             qs[k].poke = b->work_started && !q->watched;
             q->hungry = true;
             qs[k].ticket = ++q->ticket;
+        } else if (qs[k].sated) {
+            /* The wake thread must stop taking q's marker: an idle worker of another daemon
+             * needs it. (The script still runs: it leaves the marker when q has work.) */
+            rekey = rekey || q->watched;
+            q->hungry = false;
+            ++q->ticket;
         }
     }
     pthread_mutex_unlock(&b->lock);
@@ -2631,12 +2640,15 @@ static int br_exchange(broker *base, const char *worker_id, const broker_ack *ac
             goto done;
         }
         qs[k].got = r->element[0]->elements;
-        /* Acks finished as asked, of jobs we hold a copy of: their final record is built here. */
+        /* Acks finished as asked, of jobs we hold a copy of: their final record is built here.
+         * A short job's STARTED notice travels in the same exchange as its final ack, with the
+         * same id: the notice is no ack, so it is never the record's source. */
         for (size_t e = 0; e < r->element[2]->elements; e++) {
             const char *id = r->element[2]->element[e]->str;
             const broker_ack *ak = NULL;
             for (size_t i = 0; i < qs[k].n_acks && !ak; i++) {
-                ak = strcmp(acks[qs[k].acks[i]].id, id) == 0 ? &acks[qs[k].acks[i]] : NULL;
+                const broker_ack *cand = &acks[qs[k].acks[i]];
+                ak = cand->state != JOB_STARTED && strcmp(cand->id, id) == 0 ? cand : NULL;
             }
             pthread_mutex_lock(&b->lock);
             idnode *node = idmap_find(&b->leased, id);

@@ -35,7 +35,9 @@ static int parse_timeout(cli_args *a, int64_t *out)
     return 0;
 }
 
-/* Broadcast and print the replies; exit code 0 when at least one daemon answered. */
+/* Broadcast and print the replies. Exit code 0 when every daemon that answered did so without
+ * an error, 1 when any answered with one (`control pool-grow` of a queue nobody serves), 5 when
+ * none answered. */
 static int broadcast_and_print(cli_args *a, app *ap, const char *cmd, json_t *args)
 {
     char *run_dir = util_asprintf("%s/run", ap->cfg->data_dir);
@@ -112,6 +114,11 @@ static int cmd_inspect(cli_args *a, int argc, char **argv)
         return cli_fail(a, BP_E_INVAL,
                         "unknown inspect command (ping, stats, active, reserved, "
                         "scheduled, registered, active_queues, conf)");
+    }
+    if (strcmp(a->positional[0], "scheduled") == 0 && cli_opt_value(a, "destination")) {
+        return cli_fail(a, BP_E_INVAL,
+                        "inspect scheduled reads the broker, where delayed and retrying jobs wait "
+                        "(no daemon holds them): --destination does not apply");
     }
     if ((rc = cli_open_app(a, APP_BROKER, &ap)) != 0) {
         return rc;
@@ -340,8 +347,8 @@ static int cmd_cache(cli_args *a, int argc, char **argv)
 
 const cli_command cli_inspect_command = {
     "inspect", "inspect WHAT [--destination W] [--timeout DUR]",
-    "ask running daemons: ping, stats, active, reserved, scheduled, registered, active_queues, "
-    "conf",
+    "ask running daemons: ping, stats, active, reserved, registered, active_queues, conf; "
+    "scheduled reads the broker (delayed and retrying jobs wait there, so no --destination)",
     CLI_OPTS(control_opts), cmd_inspect};
 
 const cli_command cli_control_command = {

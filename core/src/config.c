@@ -12,6 +12,7 @@
 
 #include "jsonschema.h"
 #include "log.h"
+#include "redis_conn.h"
 #include "util.h"
 
 #define CONFIG_MAX_BYTES (4 * 1024 * 1024)
@@ -174,57 +175,51 @@ static int add_queue(config *c, const char *name, int concurrency, int global_co
     return BP_OK;
 }
 
-/* Build a redis:// URL from the REDIS_HOST/PORT/DB/PASSWORD seed variables. */
-static char *redis_url_from_parts(void)
+/* Where the broker URL comes from, first found wins: --broker, BETPIPE_BROKER_URL, the config
+ * file's broker.url, then the seed names (generic variables other software sets too, so any
+ * betpipe setting beats them) REDIS_URL, CELERY_BROKER_URL and REDIS_HOST/PORT/DB/PASSWORD. The
+ * last are assembled by redis_url_from_env, which escapes the password and turns a host that is
+ * a socket path into a unix:// URL. */
+static int set_broker(config *c, const char *url, const char *source)
 {
-    const char *host = getenv("REDIS_HOST");
-    const char *port = getenv("REDIS_PORT");
-    const char *db = getenv("REDIS_DB");
-    const char *pass = getenv("REDIS_PASSWORD");
-    if (!host || !*host) {
-        return NULL;
-    }
-    return util_asprintf("redis://%s%s%s%s:%s/%s", pass && *pass ? ":" : "",
-                         pass && *pass ? pass : "", pass && *pass ? "@" : "", host,
-                         port && *port ? port : "6379", db && *db ? db : "0");
+    c->broker_url = strdup(url);
+    c->broker_source = strdup(source);
+    return c->broker_url && c->broker_source ? BP_OK : BP_E_NOMEM;
 }
 
-static int resolve_broker_url(config *c, const config_overrides *ov)
+static int resolve_broker_url(config *c, const config_overrides *ov, bp_error *err)
 {
+    const char *file_url =
+        json_string_value(json_object_get(json_object_get(c->root, "broker"), "url"));
     struct {
         const char *source;
         const char *value;
     } candidates[] = {
         {"--broker", ov ? ov->broker_url : NULL},
         {"BETPIPE_BROKER_URL", getenv("BETPIPE_BROKER_URL")},
+        {c->path ? c->path : "config", file_url},
         {"REDIS_URL", getenv("REDIS_URL")},
         {"CELERY_BROKER_URL", getenv("CELERY_BROKER_URL")},
     };
-    const char *file_url =
-        json_string_value(json_object_get(json_object_get(c->root, "broker"), "url"));
+    char *parts = NULL;
+    int rc;
     for (size_t i = 0; i < BP_ARRAY_LEN(candidates); i++) {
         if (candidates[i].value && *candidates[i].value) {
-            c->broker_url = strdup(candidates[i].value);
-            c->broker_source = strdup(candidates[i].source);
-            return c->broker_url && c->broker_source ? BP_OK : BP_E_NOMEM;
+            rc = set_broker(c, candidates[i].value, candidates[i].source);
+            return rc == BP_OK ? BP_OK : bp_err(err, rc, "out of memory");
         }
     }
-    {
-        char *parts = redis_url_from_parts();
-        if (parts) {
-            c->broker_url = parts;
-            c->broker_source = strdup("REDIS_HOST/REDIS_PORT/REDIS_DB/REDIS_PASSWORD");
-            return c->broker_source ? BP_OK : BP_E_NOMEM;
-        }
+    rc = redis_url_from_env(&parts, err);
+    if (rc == BP_E_NOTFOUND) {
+        rc = set_broker(c, "", "default (embedded SQLite broker)");
+    } else if (rc == BP_OK) {
+        rc = set_broker(c, parts, "REDIS_HOST/REDIS_PORT/REDIS_DB/REDIS_PASSWORD");
+    } else {
+        free(parts);
+        return rc; /* err names the bad setting */
     }
-    if (file_url && *file_url) {
-        c->broker_url = strdup(file_url);
-        c->broker_source = c->path ? strdup(c->path) : strdup("config");
-        return c->broker_url && c->broker_source ? BP_OK : BP_E_NOMEM;
-    }
-    c->broker_url = strdup("");
-    c->broker_source = strdup("default (embedded SQLite broker)");
-    return c->broker_url && c->broker_source ? BP_OK : BP_E_NOMEM;
+    free(parts);
+    return rc == BP_OK ? BP_OK : bp_err(err, rc, "out of memory");
 }
 
 static char *default_plugin_dir(void)
@@ -381,9 +376,8 @@ int config_load(const config_overrides *ov, config **out, bp_error *err)
             c->data_dir = strdup(chosen);
         }
     }
-    rc = resolve_broker_url(c, ov);
+    rc = resolve_broker_url(c, ov, err);
     if (rc != BP_OK) {
-        bp_err(err, rc, "out of memory");
         goto fail;
     }
 

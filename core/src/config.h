@@ -1,9 +1,10 @@
 /*
  * config.h - the instance configuration: one JSON file plus environment plus command line.
  *
- * Precedence, highest first: command-line flags, BETPIPE_* environment variables (and the seed
- * aliases REDIS_URL, CELERY_BROKER_URL, REDIS_HOST/PORT/DB/PASSWORD for the broker), the config
- * file, built-in defaults. The file is validated against a schema: an unknown key, a wrong type
+ * Precedence, highest first: command-line flags, BETPIPE_* environment variables, the config
+ * file, built-in defaults. The broker URL has a last resort below the file: the seed names
+ * REDIS_URL, CELERY_BROKER_URL, then REDIS_HOST/PORT/DB/PASSWORD (generic variables that other
+ * software sets too, so any betpipe setting beats them). The file is validated against a schema: an unknown key, a wrong type
  * or a bad duration is an error that names the key path and the file.
  *
  * Which file: --config FILE, else $BETPIPE_CONFIG, else <data_dir>/betpipe.json when it exists,

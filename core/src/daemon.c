@@ -249,6 +249,37 @@ static json_t *resize(app *a, const json_t *args, int direction, bp_error *err)
     return json_pack("{s:s, s:i}", "queue", queue, "concurrency", cur);
 }
 
+/* `control add-consumer QUEUE [N]`: consume a queue of the config, served here or not (Celery's
+ * add_consumer), with N threads, else the queue's configured concurrency (at least 1). A queue
+ * new to this daemon gets the config's cluster-wide cap stored in the broker, as the queues it
+ * started with did. */
+static json_t *add_consumer(app *a, const json_t *args, bp_error *err)
+{
+    const char *queue = json_string_value(json_object_get(args, "queue"));
+    const config_queue *cq = queue ? config_find_queue(a->cfg, queue) : NULL;
+    json_t *n = json_object_get(args, "n");
+    int cur = 0, want;
+    bool is_new;
+    if (!cq) {
+        bp_err(err, BP_E_NOTFOUND, "add_consumer: unknown queue %s (known: %s)",
+               queue ? queue : "(none)", config_queue_names(a->cfg));
+        return NULL;
+    }
+    is_new = queue_concurrency(a, queue, &cur) != BP_OK;
+    want = json_is_integer(n) ? (int)json_integer_value(n)
+                              : (cq->concurrency > 0 ? cq->concurrency : 1);
+    if (is_new &&
+        a->broker->ops->set_queue_cap(a->broker, queue, cq->global_concurrency, err) != BP_OK) {
+        bp_err_prefix(err, "add_consumer: queue %s global_concurrency: ", queue);
+        return NULL;
+    }
+    if (pool_add_queue(a->pool, queue, want, err) != BP_OK) {
+        bp_err_prefix(err, "add_consumer: ");
+        return NULL;
+    }
+    return json_pack("{s:s, s:i, s:b}", "queue", queue, "concurrency", want, "added", is_new);
+}
+
 static json_t *handle_control(void *ud, const char *cmd, const json_t *args, bp_error *err)
 {
     app *a = ud;
@@ -278,7 +309,10 @@ static json_t *handle_control(void *ud, const char *cmd, const json_t *args, bp_
         const char *name;
         json_object_foreach(json_object_get(st, "queues"), name, q)
         {
-            json_object_set(out, name, json_object_get(q, "concurrency"));
+            /* a queue at 0 (cancel-consumer, pool-shrink to 0) is not consumed */
+            if (json_integer_value(json_object_get(q, "concurrency")) > 0) {
+                json_object_set(out, name, json_object_get(q, "concurrency"));
+            }
         }
         json_decref(st);
         return out;
@@ -299,23 +333,7 @@ static json_t *handle_control(void *ud, const char *cmd, const json_t *args, bp_
         return r;
     }
     if (strcmp(cmd, "add_consumer") == 0) {
-        const char *queue = json_string_value(json_object_get(args, "queue"));
-        const config_queue *cq = queue ? config_find_queue(a->cfg, queue) : NULL;
-        json_t *set, *r;
-        if (!cq) {
-            bp_err(err, BP_E_NOTFOUND, "unknown queue %s", queue ? queue : "(none)");
-            return NULL;
-        }
-        set = json_pack("{s:s, s:I}", "queue", queue, "n",
-                        json_is_integer(json_object_get(args, "n"))
-                            ? json_integer_value(json_object_get(args, "n"))
-                            : (json_int_t)cq->concurrency);
-        r = resize(a, set, 0, err);
-        json_decref(set);
-        if (!r) {
-            bp_err_prefix(err, "add_consumer: ");
-        }
-        return r;
+        return add_consumer(a, args, err);
     }
     if (strcmp(cmd, "rate_limit") == 0 || strcmp(cmd, "limits") == 0) {
         /* The limits live in the broker (`control rate-limit` stored them there before asking):

@@ -50,6 +50,8 @@ typedef struct pool_queue {
     pthread_cond_t cond;
     double avg_run_us; /* moving average of recent run times (0 = none yet) */
     bool maybe_work;   /* false after a lease came back short, until a wake-up */
+    bool sated;        /* its consumer was cancelled: the next exchange tells the broker that
+                          this worker wants nothing from it (a want of 0) */
     int acks_pending;  /* acks and notices of this queue not sent yet */
     int64_t processed, succeeded, failed, retried, revoked, handed_back;
 } pool_queue;
@@ -68,8 +70,11 @@ typedef struct worker_arg {
 struct pool {
     broker *b;
     pthread_mutex_t lock;
-    pool_queue *queues;
-    size_t n_queues;
+    /* Each queue is allocated on its own and lives as long as the pool: worker threads and the
+     * dispatcher hold pointers to them while `control add-consumer` appends new ones. */
+    pool_queue **queues;
+    size_t n_queues, cap_queues;
+    uint64_t queues_gen; /* bumped when a queue is added (the dispatcher rebuilds its lists) */
     pending_ack *acks;
     size_t n_acks, cap_acks;
     int64_t acks_first_ms; /* when the oldest pending ack was queued */
@@ -205,8 +210,8 @@ static void task_free(pool_task *t)
 static pool_queue *find_queue(pool *p, const char *name)
 {
     for (size_t i = 0; i < p->n_queues; i++) {
-        if (strcmp(p->queues[i].name, name) == 0) {
-            return &p->queues[i];
+        if (strcmp(p->queues[i]->name, name) == 0) {
+            return p->queues[i];
         }
     }
     return NULL;
@@ -320,6 +325,37 @@ static int grow_queue(pool *p, pool_queue *q, bp_error *err)
     return BP_OK;
 }
 
+/* Append a queue with `concurrency` as its target and no threads yet (grow_queue starts them).
+ * Caller holds p->lock (or is pool_start, before any other thread exists). */
+static int new_queue(pool *p, const char *name, int concurrency, bp_error *err)
+{
+    pool_queue *q;
+    if (concurrency < 0 || concurrency > POOL_MAX_CONCURRENCY) {
+        return bp_err(err, BP_E_INVAL, "queue %s: concurrency %d is out of range 0-%d", name,
+                      concurrency, POOL_MAX_CONCURRENCY);
+    }
+    if (p->n_queues == p->cap_queues) {
+        size_t cap = p->cap_queues ? p->cap_queues * 2 : 8;
+        pool_queue **nq = realloc(p->queues, cap * sizeof *nq);
+        if (!nq) {
+            return bp_err(err, BP_E_NOMEM, "out of memory");
+        }
+        p->queues = nq;
+        p->cap_queues = cap;
+    }
+    q = calloc(1, sizeof *q);
+    if (!q || !(q->name = strdup(name))) {
+        free(q);
+        return bp_err(err, BP_E_NOMEM, "out of memory");
+    }
+    q->target = concurrency;
+    q->maybe_work = true;
+    pthread_cond_init(&q->cond, NULL);
+    p->queues[p->n_queues++] = q;
+    p->queues_gen++;
+    return BP_OK;
+}
+
 /* ============================================================================================
  * Dispatcher
  * ========================================================================================== */
@@ -357,7 +393,7 @@ json_t *pool_stats(pool *p)
     int64_t processed = 0, failed = 0, succeeded = 0, busy = 0;
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < p->n_queues; i++) {
-        pool_queue *q = &p->queues[i];
+        pool_queue *q = p->queues[i];
         json_object_set_new(
             queues, q->name,
             json_pack("{s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "concurrency", q->target,
@@ -390,7 +426,7 @@ static json_t *task_json(const pool_task *t)
 static bool task_in_channel(const pool *p, const pool_task *t)
 {
     for (size_t i = 0; i < p->n_queues; i++) {
-        const pool_queue *q = &p->queues[i];
+        const pool_queue *q = p->queues[i];
         for (size_t k = 0; k < q->chan_n; k++) {
             if (q->chan[(q->chan_head + k) % q->chan_cap] == t) {
                 return true;
@@ -428,7 +464,7 @@ static json_t *queues_json(pool *p)
 {
     json_t *o = json_object();
     for (size_t i = 0; i < p->n_queues; i++) {
-        json_object_set_new(o, p->queues[i].name, json_integer(p->queues[i].target));
+        json_object_set_new(o, p->queues[i]->name, json_integer(p->queues[i]->target));
     }
     return o;
 }
@@ -512,19 +548,67 @@ static void do_heartbeat(pool *p)
     json_decref(queues);
 }
 
-/* Move every task still waiting in a channel back to the broker (used when stopping). */
+/* Give a leased task back to the broker untouched: the job goes back to its place, the attempt
+ * not counted. Caller holds p->lock; the task is freed. */
+static void hand_back(pool *p, pool_queue *q, pool_task *t)
+{
+    pool_outcome out = {.state = JOB_PENDING};
+    push_ack(p, q, t->job->id, &out);
+    q->handed_back++;
+    running_remove(p, t);
+    task_free(t);
+}
+
+/* Move every task waiting in q's channel back to the broker (stopping, or a queue whose
+ * consumer was cancelled: no thread is left to run them). Caller holds p->lock. */
+static void hand_back_channel(pool *p, pool_queue *q)
+{
+    pool_task *t;
+    while ((t = chan_pop(q)) != NULL) {
+        hand_back(p, q, t);
+    }
+}
+
 static void hand_back_channels(pool *p)
 {
     for (size_t i = 0; i < p->n_queues; i++) {
-        pool_task *t;
-        while ((t = chan_pop(&p->queues[i])) != NULL) {
-            pool_outcome out = {.state = JOB_PENDING};
-            push_ack(p, &p->queues[i], t->job->id, &out);
-            p->queues[i].handed_back++;
-            running_remove(p, t);
-            task_free(t);
-        }
+        hand_back_channel(p, p->queues[i]);
     }
+}
+
+/* The dispatcher's own copies of the queue list (wants and names for next_due), rebuilt when
+ * `control add-consumer` added a queue. Caller holds p->lock. */
+typedef struct dispatch_lists {
+    broker_want *wants;
+    const char **names;
+    size_t n;
+    uint64_t gen;
+} dispatch_lists;
+
+static bool dispatch_lists_sync(pool *p, dispatch_lists *l)
+{
+    broker_want *w;
+    const char **nm;
+    if (l->wants && l->gen == p->queues_gen) {
+        return true;
+    }
+    w = realloc(l->wants, (p->n_queues + 1) * sizeof *w);
+    if (w) {
+        l->wants = w;
+    }
+    nm = realloc(l->names, (p->n_queues + 1) * sizeof *nm);
+    if (nm) {
+        l->names = nm;
+    }
+    if (!w || !nm) {
+        return false; /* keep the old lists; try again on the next pass */
+    }
+    for (size_t i = 0; i < p->n_queues; i++) {
+        l->names[i] = p->queues[i]->name;
+    }
+    l->n = p->n_queues;
+    l->gen = p->queues_gen;
+    return true;
 }
 
 static void *dispatcher_main(void *arg)
@@ -534,14 +618,11 @@ static void *dispatcher_main(void *arg)
     int64_t next_hb = now, next_reap = now + 200, next_due = INT64_MAX;
     int64_t backoff_ms = 0;
     bool refresh_due = true;
-    broker_want *wants = calloc(p->n_queues, sizeof *wants);
+    dispatch_lists lists = {0};
+    broker_want *wants;
     broker_ack *acks = NULL;
     size_t acks_cap = 0;
-    const char **queue_names = calloc(p->n_queues, sizeof *queue_names);
 
-    for (size_t i = 0; i < p->n_queues; i++) {
-        queue_names[i] = p->queues[i].name;
-    }
     for (;;) {
         pending_ack *taken = NULL;
         size_t n_taken = 0, n_wants = 0;
@@ -551,6 +632,10 @@ static void *dispatcher_main(void *arg)
         size_t n_jobs = 0;
 
         pthread_mutex_lock(&p->lock);
+        if (lists.gen != p->queues_gen && dispatch_lists_sync(p, &lists)) {
+            refresh_due = true; /* a new queue: its delayed jobs count too */
+        }
+        wants = lists.wants;
         if (p->stopping) {
             hand_back_channels(p);
             if (!p->grace_cancel_sent && util_now_ms() >= p->grace_deadline_ms) {
@@ -566,8 +651,8 @@ static void *dispatcher_main(void *arg)
         }
         bool urgent = p->stopping || p->n_acks >= POOL_ACK_BATCH_MAX ||
                       (p->n_acks > 0 && util_now_ms() - p->acks_first_ms >= POOL_ACK_LINGER_MS);
-        for (size_t i = 0; i < p->n_queues && !p->stopping && backoff_ms == 0; i++) {
-            pool_queue *q = &p->queues[i];
+        for (size_t i = 0; wants && i < lists.n && !p->stopping && backoff_ms == 0; i++) {
+            pool_queue *q = p->queues[i];
             int ahead = q->avg_run_us > 0 && q->avg_run_us < POOL_PREFETCH_BELOW_US
                             ? q->target * (POOL_PREFETCH_FACTOR - 1)
                             : 0;
@@ -575,6 +660,12 @@ static void *dispatcher_main(void *arg)
             if (q->maybe_work && free_slots > 0) {
                 wants[n_wants].queue = q->name;
                 wants[n_wants].n = free_slots;
+                n_wants++;
+            } else if (q->sated && q->target == 0) {
+                /* A broker that wakes this worker for q (Redis: its wake thread watches q's
+                 * marker while the worker is hungry for q) learns that it no longer is. */
+                wants[n_wants].queue = q->name;
+                wants[n_wants].n = 0;
                 n_wants++;
             }
             /* a queue with threads about to go idle (or finished work to report and nothing
@@ -595,7 +686,7 @@ static void *dispatcher_main(void *arg)
             p->n_acks = p->cap_acks = 0;
             p->armed = false;
             for (size_t i = 0; i < p->n_queues; i++) {
-                p->queues[i].acks_pending = 0;
+                p->queues[i]->acks_pending = 0;
             }
         }
         done = (p->stopping && p->n_running == 0 && n_taken == 0) || p->abandon;
@@ -663,6 +754,12 @@ static void *dispatcher_main(void *arg)
             free(taken);
 
             pthread_mutex_lock(&p->lock);
+            for (size_t w = 0; w < n_wants; w++) {
+                pool_queue *wq = wants[w].n == 0 ? find_queue(p, wants[w].queue) : NULL;
+                if (wq && wq->target == 0) {
+                    wq->sated = false;
+                }
+            }
             for (size_t i = 0; i < n_jobs; i++) {
                 pool_queue *q = find_queue(p, jobs[i]->queue);
                 pool_task *t = calloc(1, sizeof *t);
@@ -680,6 +777,11 @@ static void *dispatcher_main(void *arg)
                                           ? jobs[i]->started_ms + jobs[i]->soft_time_limit_ms
                                           : 0;
                 atomic_init(&t->cancel, POOL_CANCEL_NONE);
+                if (q->target == 0) {
+                    /* its consumer was cancelled while this exchange was on its way */
+                    hand_back(p, q, t);
+                    continue;
+                }
                 chan_push(q, t);
                 pthread_cond_signal(&q->cond);
             }
@@ -723,7 +825,8 @@ static void *dispatcher_main(void *arg)
         if (refresh_due) {
             bp_error err = {0};
             int64_t due = INT64_MAX;
-            if (p->b->ops->next_due(p->b, queue_names, p->n_queues, &due, &err) == BP_OK) {
+            if (lists.names &&
+                p->b->ops->next_due(p->b, lists.names, lists.n, &due, &err) == BP_OK) {
                 next_due = due;
                 refresh_due = false;
             }
@@ -731,7 +834,7 @@ static void *dispatcher_main(void *arg)
         if (next_due <= now) {
             pthread_mutex_lock(&p->lock);
             for (size_t i = 0; i < p->n_queues; i++) {
-                p->queues[i].maybe_work = true;
+                p->queues[i]->maybe_work = true;
             }
             pthread_mutex_unlock(&p->lock);
             next_due = INT64_MAX;
@@ -777,7 +880,7 @@ static void *dispatcher_main(void *arg)
                 if (what & BROKER_WAKE_WORK) {
                     pthread_mutex_lock(&p->lock);
                     for (size_t i = 0; i < p->n_queues; i++) {
-                        p->queues[i].maybe_work = true;
+                        p->queues[i]->maybe_work = true;
                     }
                     pthread_mutex_unlock(&p->lock);
                     refresh_due = true;
@@ -792,9 +895,9 @@ static void *dispatcher_main(void *arg)
         }
     }
     }
-    free(wants);
+    free(lists.wants);
     free(acks);
-    free(queue_names);
+    free(lists.names);
     pthread_mutex_lock(&p->lock);
     p->dispatcher_exited = true;
     pthread_cond_broadcast(&p->dispatcher_done);
@@ -825,25 +928,12 @@ int pool_start(broker *b, const pool_config *cfg, pool **out, bp_error *err)
     p->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->dispatcher_done, NULL);
-    p->queues = calloc(cfg->n_queues, sizeof *p->queues);
-    if (!p->worker_id || !p->hostname || p->evfd < 0 || !p->queues) {
+    if (!p->worker_id || !p->hostname || p->evfd < 0) {
         rc = bp_err(err, BP_E_NOMEM, "cannot set up the worker pool");
         goto fail;
     }
-    p->n_queues = cfg->n_queues;
     for (size_t i = 0; i < cfg->n_queues; i++) {
-        pool_queue *q = &p->queues[i];
-        q->name = strdup(cfg->queues[i].name);
-        q->target = cfg->queues[i].concurrency;
-        q->maybe_work = true;
-        pthread_cond_init(&q->cond, NULL);
-        if (!q->name) {
-            rc = bp_err(err, BP_E_NOMEM, "out of memory");
-            goto fail;
-        }
-        if (q->target < 0 || q->target > POOL_MAX_CONCURRENCY) {
-            rc = bp_err(err, BP_E_INVAL, "queue %s: concurrency %d is out of range 0-%d", q->name,
-                        q->target, POOL_MAX_CONCURRENCY);
+        if ((rc = new_queue(p, cfg->queues[i].name, cfg->queues[i].concurrency, err)) != BP_OK) {
             goto fail;
         }
     }
@@ -853,7 +943,7 @@ int pool_start(broker *b, const pool_config *cfg, pool **out, bp_error *err)
     }
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < p->n_queues && rc == BP_OK; i++) {
-        rc = grow_queue(p, &p->queues[i], err);
+        rc = grow_queue(p, p->queues[i], err);
     }
     pthread_mutex_unlock(&p->lock);
     if (rc == BP_OK && pthread_create(&p->dispatcher, NULL, dispatcher_main, p) != 0) {
@@ -872,6 +962,25 @@ fail:
     return rc;
 }
 
+/* Caller holds p->lock. Growing starts threads; shrinking lets the surplus finish their job.
+ * At 0 nobody is left to run what the channel holds, so it goes back to the broker at once
+ * (other workers may take it), and the broker learns that this worker is no longer hungry. */
+static int set_target(pool *p, pool_queue *q, int concurrency, bp_error *err)
+{
+    if (concurrency != q->target) {
+        log_info("pool", "queue %s concurrency %d -> %d", q->name, q->target, concurrency);
+    }
+    q->target = concurrency;
+    q->maybe_work = true;
+    q->sated = concurrency == 0;
+    pthread_cond_broadcast(&q->cond); /* surplus threads notice and leave */
+    if (concurrency == 0) {
+        hand_back_channel(p, q);
+        return BP_OK;
+    }
+    return grow_queue(p, q, err);
+}
+
 int pool_set_concurrency(pool *p, const char *queue, int concurrency, bp_error *err)
 {
     pool_queue *q;
@@ -886,13 +995,29 @@ int pool_set_concurrency(pool *p, const char *queue, int concurrency, bp_error *
         pthread_mutex_unlock(&p->lock);
         return bp_err(err, BP_E_NOTFOUND, "this daemon does not serve queue %s", queue);
     }
-    if (concurrency != q->target) {
-        log_info("pool", "queue %s concurrency %d -> %d", queue, q->target, concurrency);
+    rc = set_target(p, q, concurrency, err);
+    pthread_mutex_unlock(&p->lock);
+    poke(p);
+    return rc;
+}
+
+int pool_add_queue(pool *p, const char *queue, int concurrency, bp_error *err)
+{
+    pool_queue *q;
+    int rc = BP_OK;
+    if (concurrency < 1 || concurrency > POOL_MAX_CONCURRENCY) {
+        return bp_err(err, BP_E_INVAL, "concurrency %d is out of range 1-%d", concurrency,
+                      POOL_MAX_CONCURRENCY);
     }
-    q->target = concurrency;
-    q->maybe_work = true;
-    pthread_cond_broadcast(&q->cond); /* surplus threads notice and leave */
-    rc = grow_queue(p, q, err);
+    pthread_mutex_lock(&p->lock);
+    if (p->stopping) {
+        rc = bp_err(err, BP_E_STATE, "the daemon is stopping");
+    } else if ((q = find_queue(p, queue)) != NULL) {
+        rc = set_target(p, q, concurrency, err);
+    } else if ((rc = new_queue(p, queue, concurrency, err)) == BP_OK) {
+        log_info("pool", "now consuming queue %s concurrency=%d", queue, concurrency);
+        rc = grow_queue(p, p->queues[p->n_queues - 1], err);
+    }
     pthread_mutex_unlock(&p->lock);
     poke(p);
     return rc;
@@ -925,7 +1050,7 @@ int pool_stop(pool *p, int64_t grace_ms, int64_t cancel_wait_ms)
         p->stopping = true;
         p->grace_deadline_ms = util_now_ms() + grace_ms;
         for (size_t i = 0; i < p->n_queues; i++) {
-            pthread_cond_broadcast(&p->queues[i].cond);
+            pthread_cond_broadcast(&p->queues[i]->cond);
         }
     }
     pthread_mutex_unlock(&p->lock);
@@ -982,7 +1107,7 @@ void pool_destroy(pool *p)
         return;
     }
     for (size_t i = 0; i < p->n_queues; i++) {
-        pool_queue *q = &p->queues[i];
+        pool_queue *q = p->queues[i];
         for (int k = 0; k < POOL_MAX_CONCURRENCY; k++) {
             if (q->slots[k].needs_join) {
                 pthread_join(q->slots[k].tid, NULL);
@@ -994,6 +1119,7 @@ void pool_destroy(pool *p)
         free(q->chan);
         free(q->name);
         pthread_cond_destroy(&q->cond);
+        free(q);
     }
     for (size_t i = 0; i < p->n_acks; i++) {
         free(p->acks[i].out.result);

@@ -86,8 +86,16 @@ typedef struct pool_config {
 int pool_start(broker *b, const pool_config *cfg, pool **out, bp_error *err);
 
 /* Change a queue's concurrency at run time (SIGHUP reload, `control pool-grow`). Growing
- * starts threads at once; shrinking lets the surplus threads finish their current job. */
+ * starts threads at once; shrinking lets the surplus threads finish their current job. At 0 the
+ * queue is no longer consumed (`control cancel-consumer`): running jobs finish, jobs leased
+ * ahead and not started go back to the broker at once. BP_E_NOTFOUND for a queue the pool does
+ * not have. Thread-safe. */
 int pool_set_concurrency(pool *p, const char *queue, int concurrency, bp_error *err);
+
+/* Start consuming `queue` with `concurrency` (1..256) threads (`control add-consumer`): a queue
+ * the pool did not serve gets its worker threads and the dispatcher leases for it from its next
+ * pass; a queue it has is set to `concurrency`. Thread-safe; BP_E_STATE while stopping. */
+int pool_add_queue(pool *p, const char *queue, int concurrency, bp_error *err);
 
 /* Graceful stop (see above); blocks until done or grace_ms + cancel_wait_ms passed. Returns the
  * number of jobs that were still running when it gave up (0 = clean). */

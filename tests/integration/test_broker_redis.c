@@ -180,23 +180,9 @@ static broker_reap_report reap(bt *t)
     return r;
 }
 
-static json_t *stats_queue(bt *t, const char *queue)
-{
-    json_t *s = NULL;
-    bp_error err = {0};
-    cr_assert_eq(t->b->ops->stats(t->b, &s, &err), BP_OK, "stats: %s", err.msg);
-    json_t *q = json_incref(json_object_get(json_object_get(s, "queues"), queue));
-    json_decref(s);
-    cr_assert(q, "stats has no queue %s", queue);
-    return q;
-}
-
 static int64_t stat_of(bt *t, const char *queue, const char *what)
 {
-    json_t *q = stats_queue(t, queue);
-    int64_t v = json_integer_value(json_object_get(q, what));
-    json_decref(q);
-    return v;
+    return bsuite_queue_count(t->b, queue, what);
 }
 
 static void heartbeat(broker *b, const char *worker, json_t **out_revoked)

@@ -27,6 +27,10 @@ typedef struct bsuite_env {
 /* A job ready to enqueue on `queue` (type "sys.noop", args {"n": i}). */
 job *bsuite_job(const char *queue, int i);
 
+/* One counter of `queue` in the broker's stats ("waiting", "running", "succeeded", ...); fails
+ * the test when the stats cannot be read or do not list the queue. */
+int64_t bsuite_queue_count(broker *b, const char *queue, const char *what);
+
 void bsuite_roundtrip(const bsuite_env *env);
 void bsuite_priority_then_fifo(const bsuite_env *env);
 void bsuite_delayed(const bsuite_env *env);

@@ -30,6 +30,9 @@ void bpt_engine_env_setup(void)
     unsetenv("REDIS_URL");
     unsetenv("CELERY_BROKER_URL");
     unsetenv("REDIS_HOST");
+    unsetenv("REDIS_PORT");
+    unsetenv("REDIS_DB");
+    unsetenv("REDIS_PASSWORD");
 }
 
 typedef struct ready_ctx {

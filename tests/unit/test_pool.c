@@ -1,7 +1,7 @@
 /*
  * test_pool.c - the dispatcher and worker threads against a real SQLite broker, with a runner
- * that records what it sees: every job once, concurrency never exceeded, live resize, graceful
- * stop, revoke of a running job, wake-up on enqueue.
+ * that records what it sees: every job once, concurrency never exceeded, live resize, a queue
+ * added and cancelled at run time, graceful stop, revoke of a running job, wake-up on enqueue.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -54,6 +54,9 @@ typedef struct recorder {
     int sleep_ms;       /* how long each job takes */
     bool honour_cancel; /* loop until cancelled instead of sleeping */
     atomic_int started;
+    bool hold; /* job number hold_n runs until `release` is set */
+    int hold_n;
+    atomic_bool release;
     int64_t enqueued_at[8];
     int64_t started_at[8];
 } recorder;
@@ -76,6 +79,11 @@ static void run_job(void *ud, pool_task *t, pool_outcome *out)
     atomic_fetch_add(&r->started, 1);
     if (n < 8) {
         r->started_at[n] = util_now_ms();
+    }
+    if (r->hold && n == r->hold_n) {
+        while (!atomic_load(&r->release)) {
+            util_sleep_ms(2);
+        }
     }
     if (r->honour_cancel) {
         while (!pool_task_cancelled(t)) {
@@ -195,6 +203,112 @@ Test(pool, resize_at_run_time)
     cr_assert_eq(atomic_load(&r.max_running[0]), 1, "shrunk to 1, saw %d",
                  atomic_load(&r.max_running[0]));
     cr_assert_eq(pool_set_concurrency(p, "nope", 1, &err), BP_E_NOTFOUND);
+    pool_stop(p, 5000, 1000);
+    pool_destroy(p);
+    broker_destroy(b);
+    broker_destroy(producer);
+}
+
+Test(pool, a_queue_added_at_run_time_is_consumed)
+{
+    broker *b = open_broker(), *producer = open_broker();
+    static recorder r;
+    pool_queue_spec qs[] = {{"q0", 1}};
+    pool *p;
+    json_t *st;
+    bp_error err = {0};
+    r.sleep_ms = 5;
+    p = start(b, &r, qs, 1);
+    enqueue_n(producer, "q1", 0, 30);
+    enqueue_n(producer, "q0", 30, 1);
+    cr_assert(wait_done(&r, 1, 10000), "the pool runs q0");
+    cr_assert_eq(atomic_load(&r.runs[0]) + bsuite_queue_count(producer, "q1", "running"), 0,
+                 "q1 is not served yet");
+    cr_assert_eq(pool_add_queue(p, "q1", 2, &err), BP_OK, "%s", err.msg);
+    cr_assert(wait_done(&r, 31, 30000), "only %d of 31 jobs ran", atomic_load(&r.done));
+    for (int i = 0; i < 31; i++) {
+        cr_assert_eq(atomic_load(&r.runs[i]), 1, "job %d ran %d times", i, atomic_load(&r.runs[i]));
+    }
+    cr_assert_eq(atomic_load(&r.max_running[1]), 2, "q1 ran on its 2 threads (%d at once)",
+                 atomic_load(&r.max_running[1]));
+    st = pool_stats(p);
+    cr_assert_eq(json_integer_value(json_object_get(
+                     json_object_get(json_object_get(st, "queues"), "q1"), "concurrency")),
+                 2);
+    json_decref(st);
+    cr_assert_eq(pool_add_queue(p, "q1", 0, &err), BP_E_INVAL, "add with no thread is refused");
+    pool_stop(p, 5000, 1000);
+    pool_destroy(p);
+    broker_destroy(b);
+    broker_destroy(producer);
+}
+
+static bool reserved_some(void *ud)
+{
+    json_t *res = pool_reserved(ud);
+    bool yes = json_array_size(res) > 0;
+    json_decref(res);
+    return yes;
+}
+
+Test(pool, cancelled_queue_hands_back_what_it_leased_ahead)
+{
+    enum { FAST = 20, AHEAD = 6 };
+    broker *b = open_broker(), *producer = open_broker();
+    static recorder r;
+    pool_queue_spec qs[] = {{"q0", 1}};
+    pool *p;
+    json_t *res;
+    bp_error err = {0};
+    r.hold = true;
+    r.hold_n = FAST;
+    p = start(b, &r, qs, 1);
+    /* fast jobs first: the queue earns adaptive prefetch (it leases ahead of its one thread) */
+    enqueue_n(producer, "q0", 0, FAST);
+    cr_assert(wait_done(&r, FAST, 10000));
+    enqueue_n(producer, "q0", FAST, 1);
+    while (atomic_load(&r.started) < FAST + 1) {
+        util_sleep_ms(2);
+    }
+    enqueue_n(producer, "q0", FAST + 1, AHEAD);
+    cr_assert(bpt_wait_for(reserved_some, p, 10000), "jobs leased ahead of the busy thread");
+    cr_assert_eq(pool_set_concurrency(p, "q0", 0, &err), BP_OK, "%s", err.msg);
+    res = pool_reserved(p);
+    cr_assert_eq(json_array_size(res), 0, "nothing stays reserved in a cancelled queue");
+    json_decref(res);
+    atomic_store(&r.release, true);
+    cr_assert(wait_done(&r, FAST + 1, 10000), "the running job finishes");
+    /* handed back, not lost: waiting again, the attempt not counted; nobody here runs them */
+    {
+        json_t *list = NULL, *j;
+        size_t i;
+        broker_filter f = {.queue = "q0", .state = JOB_PENDING, .limit = 100};
+        bool settled = false;
+        for (int k = 0; k < 500 && !settled; k++) {
+            settled = bsuite_queue_count(producer, "q0", "waiting") == AHEAD &&
+                      bsuite_queue_count(producer, "q0", "running") == 0;
+            if (!settled) {
+                util_sleep_ms(10);
+            }
+        }
+        cr_assert(settled, "waiting %lld running %lld",
+                  (long long)bsuite_queue_count(producer, "q0", "waiting"),
+                  (long long)bsuite_queue_count(producer, "q0", "running"));
+        cr_assert_eq(producer->ops->list(producer, &f, &list, NULL), BP_OK);
+        json_array_foreach(list, i, j)
+        {
+            cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 0, "%s",
+                         json_string_value(json_object_get(j, "id")));
+        }
+        json_decref(list);
+    }
+    cr_assert_eq(atomic_load(&r.done), FAST + 1, "a cancelled queue runs nothing more");
+    /* consumed again, each runs once */
+    cr_assert_eq(pool_set_concurrency(p, "q0", 1, &err), BP_OK);
+    cr_assert(wait_done(&r, FAST + 1 + AHEAD, 10000));
+    for (int i = 0; i < FAST + 1 + AHEAD; i++) {
+        cr_assert_eq(atomic_load(&r.runs[i]), 1, "job %d ran %d times", i, atomic_load(&r.runs[i]));
+    }
     pool_stop(p, 5000, 1000);
     pool_destroy(p);
     broker_destroy(b);
