@@ -1717,7 +1717,10 @@ int cache_cleanup(cache *c, json_t **out_report, bp_error *err)
     return BP_OK;
 }
 
-static json_t *stats_object(const uint64_t ctr[CACHE_COUNTER_COUNT], const cache_usage *u)
+/* One type's (or the totals') figures. `counts_drops` is 0 for a backend that does not count
+ * evictions and expiries itself (Redis does both on its own): those are null, not a false 0. */
+static json_t *stats_object(const uint64_t ctr[CACHE_COUNTER_COUNT], const cache_usage *u,
+                            int counts_drops)
 {
     json_t *o = json_object();
     uint64_t lookups = ctr[CACHE_CTR_HITS] + ctr[CACHE_CTR_MISSES];
@@ -1727,8 +1730,10 @@ static json_t *stats_object(const uint64_t ctr[CACHE_COUNTER_COUNT], const cache
     json_object_set_new(o, "hit_rate",
                         json_real(lookups ? (double)ctr[CACHE_CTR_HITS] / (double)lookups : 0.0));
     if (u) {
-        json_object_set_new(o, "evictions", json_integer((json_int_t)u->evictions));
-        json_object_set_new(o, "expired", json_integer((json_int_t)u->expired));
+        json_object_set_new(o, "evictions",
+                            counts_drops ? json_integer((json_int_t)u->evictions) : json_null());
+        json_object_set_new(o, "expired",
+                            counts_drops ? json_integer((json_int_t)u->expired) : json_null());
         json_object_set_new(o, "keys", json_integer((json_int_t)u->keys));
         json_object_set_new(o, "bytes", json_integer((json_int_t)u->bytes));
     }
@@ -1740,8 +1745,8 @@ int cache_stats(cache *c, json_t **out_stats, bp_error *err)
     uint64_t ctr[CACHE_TYPE_COUNT][CACHE_COUNTER_COUNT];
     uint64_t total_ctr[CACHE_COUNTER_COUNT] = {0};
     cache_usage usage[CACHE_TYPE_COUNT], total_usage = {0};
-    int have_usage = 0, rc;
-    json_t *out, *types;
+    int have_usage = 0, counts_drops = c->backend->ops->server_stats == NULL, rc;
+    json_t *out, *types, *server = NULL;
     (void)err;
 
     for (int t = 0; t < CACHE_TYPE_COUNT; t++) {
@@ -1766,6 +1771,10 @@ int cache_stats(cache *c, json_t **out_stats, bp_error *err)
                 }
             }
         }
+        if (have_usage && !counts_drops) {
+            rc = c->backend->ops->server_stats(c->backend, &server, &e);
+            backend_result(c, rc, &e);
+        }
     }
     out = json_object();
     types = json_object();
@@ -1776,7 +1785,7 @@ int cache_stats(cache *c, json_t **out_stats, bp_error *err)
     }
     json_object_set_new(out, "stale_factor", json_real(c->stale_factor));
     for (int t = 0; t < CACHE_TYPE_COUNT; t++) {
-        json_t *o = stats_object(ctr[t], have_usage ? &usage[t] : NULL);
+        json_t *o = stats_object(ctr[t], have_usage ? &usage[t] : NULL, counts_drops);
         json_object_set_new(o, "ttl_s", json_integer((json_int_t)(c->ttl_ms[t] / 1000)));
         json_object_set_new(types, type_names[t], o);
         for (int k = 0; k < CACHE_COUNTER_COUNT; k++) {
@@ -1790,7 +1799,11 @@ int cache_stats(cache *c, json_t **out_stats, bp_error *err)
         }
     }
     json_object_set_new(out, "types", types);
-    json_object_set_new(out, "totals", stats_object(total_ctr, have_usage ? &total_usage : NULL));
+    json_object_set_new(out, "totals",
+                        stats_object(total_ctr, have_usage ? &total_usage : NULL, counts_drops));
+    if (server) {
+        json_object_set_new(out, "server", server);
+    }
     *out_stats = out;
     return BP_OK;
 }
