@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <zlib.h>
 
@@ -89,6 +90,12 @@ struct cache {
     uint64_t flushed[CACHE_TYPE_COUNT][CACHE_COUNTER_COUNT];
     pthread_mutex_t flush_lock;
     _Atomic int64_t next_flush_ns;
+    /* Redis: the thread that flushes them while the process is idle */
+    pthread_t flusher;
+    int flusher_started;
+    int flusher_stop; /* under flusher_lock */
+    pthread_mutex_t flusher_lock;
+    pthread_cond_t flusher_cond;
 
     /* outage state */
     pthread_mutex_t health_lock;
@@ -925,6 +932,87 @@ static void maybe_flush(cache *c)
             backend_result(c, rc, &e);
         }
     }
+}
+
+/* Has this process counted anything it has not flushed yet? (0 while another thread flushes.) */
+static int counters_pending(cache *c)
+{
+    int pending = 0;
+    if (pthread_mutex_trylock(&c->flush_lock) != 0) {
+        return 0;
+    }
+    for (int t = 0; t < CACHE_TYPE_COUNT && !pending; t++) {
+        for (int k = 0; k < CACHE_COUNTER_COUNT && !pending; k++) {
+            pending = atomic_load_explicit(&c->ctr[t][k], memory_order_relaxed) != c->flushed[t][k];
+        }
+    }
+    pthread_mutex_unlock(&c->flush_lock);
+    return pending;
+}
+
+/*
+ * Shared counters are flushed after an entry operation once the second is up; a process that
+ * then goes idle - a daemon between jobs - would keep its last increments to itself until its
+ * next operation, and `betpipe cache stats` would not see them. This thread flushes them once a
+ * second while there are any (and is, then, the one that probes a backend that is down).
+ */
+static void *flusher_main(void *arg)
+{
+    cache *c = arg;
+    pthread_mutex_lock(&c->flusher_lock);
+    while (!c->flusher_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += CACHE_COUNTER_FLUSH_NS / 1000000000LL;
+        pthread_cond_timedwait(&c->flusher_cond, &c->flusher_lock, &until);
+        if (c->flusher_stop) {
+            break;
+        }
+        pthread_mutex_unlock(&c->flusher_lock);
+        if (util_mono_ns() >= atomic_load_explicit(&c->next_flush_ns, memory_order_relaxed) &&
+            counters_pending(c) && backend_usable(c)) {
+            bp_error e = {0};
+            int rc = counters_flush(c, NULL, 0, &e);
+            if (rc != BP_E_STATE) {
+                backend_result(c, rc, &e);
+            }
+        }
+        pthread_mutex_lock(&c->flusher_lock);
+    }
+    pthread_mutex_unlock(&c->flusher_lock);
+    return NULL;
+}
+
+static void flusher_start(cache *c)
+{
+    pthread_condattr_t attr;
+    pthread_mutex_init(&c->flusher_lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->flusher_cond, &attr);
+    pthread_condattr_destroy(&attr);
+    /* Without the thread the counters still flush on the next operation: not fatal. */
+    c->flusher_started = pthread_create(&c->flusher, NULL, flusher_main, c) == 0 ? 1 : -1;
+    if (c->flusher_started < 0) {
+        log_warn("cache", "no counter flush thread: idle processes flush on their next operation");
+    }
+}
+
+static void flusher_stop(cache *c)
+{
+    if (!c->flusher_started) {
+        return;
+    }
+    if (c->flusher_started > 0) {
+        pthread_mutex_lock(&c->flusher_lock);
+        c->flusher_stop = 1;
+        pthread_cond_signal(&c->flusher_cond);
+        pthread_mutex_unlock(&c->flusher_lock);
+        pthread_join(c->flusher, NULL);
+    }
+    pthread_cond_destroy(&c->flusher_cond);
+    pthread_mutex_destroy(&c->flusher_lock);
+    c->flusher_started = 0;
 }
 
 int cache_available(const cache *c)
@@ -2112,6 +2200,9 @@ int cache_open(const json_t *cfg, const char *prefix, cache **out, bp_error *err
         goto fail;
     }
     atomic_store(&c->next_flush_ns, util_mono_ns() + CACHE_COUNTER_FLUSH_NS);
+    if (c->backend->ops->counters) {
+        flusher_start(c);
+    }
     log_debug("cache",
               "opened backend=%s ttl_odds_s=%lld ttl_stats_s=%lld "
               "ttl_predictions_s=%lld ttl_static_s=%lld stale_factor=%g",
@@ -2131,6 +2222,7 @@ void cache_close(cache *c)
     if (!c) {
         return;
     }
+    flusher_stop(c);
     if (c->backend) {
         if (c->backend->ops->counters && backend_usable(c)) {
             bp_error e = {0};
