@@ -439,13 +439,7 @@ static char log_path[600];
 
 static int count_in_log(const char *needle)
 {
-    char *text = bpt_slurp(log_path);
-    int n = 0;
-    for (const char *p = text ? text : ""; (p = strstr(p, needle)) != NULL; p++) {
-        n++;
-    }
-    free(text);
-    return n;
+    return bpt_count_in_file(log_path, needle);
 }
 
 typedef struct probe_arg {
