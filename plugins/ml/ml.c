@@ -23,7 +23,10 @@
  *                 goals, and from the score matrix: double chance, draw no bet, totals 0.5-4.5,
  *                 both teams to score, Asian handicaps -2.5..+2.5 with quarter lines, correct
  *                 scores) is stored and cached (type "predictions", filters {"match_id",
- *                 "model"}).
+ *                 "model"}), with the market beside it: the match's latest odds, read through
+ *                 the cache (type "odds", {"match_id"}: the entry data.collect_odds writes; the
+ *                 store on a miss), give the best price per 1X2 selection, a reference book
+ *                 without its margin, and the model's edge p x best price - 1 (markets.market).
  *
  * Team ids are the store's, so a model only knows the teams of the league it was trained on; a
  * team it never saw (a newly promoted club) cannot be predicted, and the job says so per match.
@@ -1436,7 +1439,9 @@ static const bp_job_type ml_jobs[] = {
         .struct_size = sizeof(bp_job_type),
         .name = "ml.predict",
         .description = "Predict matches with the league's active models; store the predictions "
-                       "(1X2, goals, totals, BTTS, Asian handicap, correct score) and cache them",
+                       "(1X2, goals, totals, BTTS, Asian handicap, correct score) and cache them, "
+                       "each beside the market (latest odds through the cache, margin removed, "
+                       "edge over the best price)",
         .queue = "ml_queue",
         .args_schema =
             "{\"type\": \"object\", \"additionalProperties\": false, \"properties\": {"
