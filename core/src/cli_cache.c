@@ -101,7 +101,10 @@ static void print_stats(const json_t *st)
         printf("the backend cannot be reached: the counters are this process's own, keys and "
                "bytes are unknown\n");
     }
-    if (shared && server) {
+    if (shared && !server && json_is_true(json_object_get(st, "available"))) {
+        printf("evictions: Redis evicts and expires entries by itself and counts them only for "
+               "the whole server, and its INFO could not be read\n");
+    } else if (shared && server) {
         char used[24], limit[24] = "no limit", ev[24], ex[24];
         const json_t *mm = json_object_get(server, "maxmemory");
         format_bytes((double)json_integer_value(json_object_get(server, "used_memory")), used,
