@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <zlib.h>
 
@@ -89,6 +90,12 @@ struct cache {
     uint64_t flushed[CACHE_TYPE_COUNT][CACHE_COUNTER_COUNT];
     pthread_mutex_t flush_lock;
     _Atomic int64_t next_flush_ns;
+    /* Redis: the thread that flushes them while the process is idle */
+    pthread_t flusher;
+    int flusher_started;
+    int flusher_stop; /* under flusher_lock */
+    pthread_mutex_t flusher_lock;
+    pthread_cond_t flusher_cond;
 
     /* outage state */
     pthread_mutex_t health_lock;
@@ -927,6 +934,87 @@ static void maybe_flush(cache *c)
     }
 }
 
+/* Has this process counted anything it has not flushed yet? (0 while another thread flushes.) */
+static int counters_pending(cache *c)
+{
+    int pending = 0;
+    if (pthread_mutex_trylock(&c->flush_lock) != 0) {
+        return 0;
+    }
+    for (int t = 0; t < CACHE_TYPE_COUNT && !pending; t++) {
+        for (int k = 0; k < CACHE_COUNTER_COUNT && !pending; k++) {
+            pending = atomic_load_explicit(&c->ctr[t][k], memory_order_relaxed) != c->flushed[t][k];
+        }
+    }
+    pthread_mutex_unlock(&c->flush_lock);
+    return pending;
+}
+
+/*
+ * Shared counters are flushed after an entry operation once the second is up; a process that
+ * then goes idle - a daemon between jobs - would keep its last increments to itself until its
+ * next operation, and `betpipe cache stats` would not see them. This thread flushes them once a
+ * second while there are any (and is, then, the one that probes a backend that is down).
+ */
+static void *flusher_main(void *arg)
+{
+    cache *c = arg;
+    pthread_mutex_lock(&c->flusher_lock);
+    while (!c->flusher_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += CACHE_COUNTER_FLUSH_NS / 1000000000LL;
+        pthread_cond_timedwait(&c->flusher_cond, &c->flusher_lock, &until);
+        if (c->flusher_stop) {
+            break;
+        }
+        pthread_mutex_unlock(&c->flusher_lock);
+        if (util_mono_ns() >= atomic_load_explicit(&c->next_flush_ns, memory_order_relaxed) &&
+            counters_pending(c) && backend_usable(c)) {
+            bp_error e = {0};
+            int rc = counters_flush(c, NULL, 0, &e);
+            if (rc != BP_E_STATE) {
+                backend_result(c, rc, &e);
+            }
+        }
+        pthread_mutex_lock(&c->flusher_lock);
+    }
+    pthread_mutex_unlock(&c->flusher_lock);
+    return NULL;
+}
+
+static void flusher_start(cache *c)
+{
+    pthread_condattr_t attr;
+    pthread_mutex_init(&c->flusher_lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->flusher_cond, &attr);
+    pthread_condattr_destroy(&attr);
+    /* Without the thread the counters still flush on the next operation: not fatal. */
+    c->flusher_started = pthread_create(&c->flusher, NULL, flusher_main, c) == 0 ? 1 : -1;
+    if (c->flusher_started < 0) {
+        log_warn("cache", "no counter flush thread: idle processes flush on their next operation");
+    }
+}
+
+static void flusher_stop(cache *c)
+{
+    if (!c->flusher_started) {
+        return;
+    }
+    if (c->flusher_started > 0) {
+        pthread_mutex_lock(&c->flusher_lock);
+        c->flusher_stop = 1;
+        pthread_cond_signal(&c->flusher_cond);
+        pthread_mutex_unlock(&c->flusher_lock);
+        pthread_join(c->flusher, NULL);
+    }
+    pthread_cond_destroy(&c->flusher_cond);
+    pthread_mutex_destroy(&c->flusher_lock);
+    c->flusher_started = 0;
+}
+
 int cache_available(const cache *c)
 {
     return !atomic_load(&((cache *)(uintptr_t)c)->down);
@@ -1717,7 +1805,10 @@ int cache_cleanup(cache *c, json_t **out_report, bp_error *err)
     return BP_OK;
 }
 
-static json_t *stats_object(const uint64_t ctr[CACHE_COUNTER_COUNT], const cache_usage *u)
+/* One type's (or the totals') figures. `counts_drops` is 0 for a backend that does not count
+ * evictions and expiries itself (Redis does both on its own): those are null, not a false 0. */
+static json_t *stats_object(const uint64_t ctr[CACHE_COUNTER_COUNT], const cache_usage *u,
+                            int counts_drops)
 {
     json_t *o = json_object();
     uint64_t lookups = ctr[CACHE_CTR_HITS] + ctr[CACHE_CTR_MISSES];
@@ -1727,8 +1818,10 @@ static json_t *stats_object(const uint64_t ctr[CACHE_COUNTER_COUNT], const cache
     json_object_set_new(o, "hit_rate",
                         json_real(lookups ? (double)ctr[CACHE_CTR_HITS] / (double)lookups : 0.0));
     if (u) {
-        json_object_set_new(o, "evictions", json_integer((json_int_t)u->evictions));
-        json_object_set_new(o, "expired", json_integer((json_int_t)u->expired));
+        json_object_set_new(o, "evictions",
+                            counts_drops ? json_integer((json_int_t)u->evictions) : json_null());
+        json_object_set_new(o, "expired",
+                            counts_drops ? json_integer((json_int_t)u->expired) : json_null());
         json_object_set_new(o, "keys", json_integer((json_int_t)u->keys));
         json_object_set_new(o, "bytes", json_integer((json_int_t)u->bytes));
     }
@@ -1740,8 +1833,8 @@ int cache_stats(cache *c, json_t **out_stats, bp_error *err)
     uint64_t ctr[CACHE_TYPE_COUNT][CACHE_COUNTER_COUNT];
     uint64_t total_ctr[CACHE_COUNTER_COUNT] = {0};
     cache_usage usage[CACHE_TYPE_COUNT], total_usage = {0};
-    int have_usage = 0, rc;
-    json_t *out, *types;
+    int have_usage = 0, counts_drops = c->backend->ops->server_stats == NULL, rc;
+    json_t *out, *types, *server = NULL;
     (void)err;
 
     for (int t = 0; t < CACHE_TYPE_COUNT; t++) {
@@ -1766,6 +1859,10 @@ int cache_stats(cache *c, json_t **out_stats, bp_error *err)
                 }
             }
         }
+        if (have_usage && !counts_drops) {
+            rc = c->backend->ops->server_stats(c->backend, &server, &e);
+            backend_result(c, rc, &e);
+        }
     }
     out = json_object();
     types = json_object();
@@ -1776,7 +1873,7 @@ int cache_stats(cache *c, json_t **out_stats, bp_error *err)
     }
     json_object_set_new(out, "stale_factor", json_real(c->stale_factor));
     for (int t = 0; t < CACHE_TYPE_COUNT; t++) {
-        json_t *o = stats_object(ctr[t], have_usage ? &usage[t] : NULL);
+        json_t *o = stats_object(ctr[t], have_usage ? &usage[t] : NULL, counts_drops);
         json_object_set_new(o, "ttl_s", json_integer((json_int_t)(c->ttl_ms[t] / 1000)));
         json_object_set_new(types, type_names[t], o);
         for (int k = 0; k < CACHE_COUNTER_COUNT; k++) {
@@ -1790,7 +1887,11 @@ int cache_stats(cache *c, json_t **out_stats, bp_error *err)
         }
     }
     json_object_set_new(out, "types", types);
-    json_object_set_new(out, "totals", stats_object(total_ctr, have_usage ? &total_usage : NULL));
+    json_object_set_new(out, "totals",
+                        stats_object(total_ctr, have_usage ? &total_usage : NULL, counts_drops));
+    if (server) {
+        json_object_set_new(out, "server", server);
+    }
     *out_stats = out;
     return BP_OK;
 }
@@ -2099,6 +2200,9 @@ int cache_open(const json_t *cfg, const char *prefix, cache **out, bp_error *err
         goto fail;
     }
     atomic_store(&c->next_flush_ns, util_mono_ns() + CACHE_COUNTER_FLUSH_NS);
+    if (c->backend->ops->counters) {
+        flusher_start(c);
+    }
     log_debug("cache",
               "opened backend=%s ttl_odds_s=%lld ttl_stats_s=%lld "
               "ttl_predictions_s=%lld ttl_static_s=%lld stale_factor=%g",
@@ -2118,6 +2222,7 @@ void cache_close(cache *c)
     if (!c) {
         return;
     }
+    flusher_stop(c);
     if (c->backend) {
         if (c->backend->ops->counters && backend_usable(c)) {
             bp_error e = {0};

@@ -188,12 +188,19 @@ int cache_cleanup(cache *c, json_t **out_report, bp_error *err);
  *    "totals": {same counters summed, hit_rate over all types}}
  * hit_rate is hits / (hits + misses), 0 when there was no lookup. On Redis the counters are
  * those of every process sharing the cache (each flushes its own into the hash
- * "<prefix>:cache-stats" about once a second and on close; this process's own counts are a
- * floor, since on an allkeys-lru Redis that hash may be evicted too - volatile-lru, which only
- * evicts keys with an expiry such as every cache entry, keeps it), keys/bytes come from a SCAN
+ * "<prefix>:cache-stats" about once a second - an idle process too, from a thread - and on
+ * close; this process's own counts are a floor, since on an allkeys-lru Redis that hash may be
+ * evicted too - volatile-lru, which only evicts keys with an expiry such as every cache entry,
+ * keeps it), keys/bytes come from a SCAN
  * (a walk of the cache's keys: fine for the CLI and a metrics scrape, not for a hot loop), and
  * "max_bytes" is absent; when Redis is down the counters are this process's own, keys/bytes are
  * absent and "available" is false.
+ *
+ * Redis evicts (maxmemory policy) and expires (PX) the entries by itself, and counts that only
+ * for the whole server, so on Redis "evictions" and "expired" are null (not counted per type)
+ * and "server" holds what INFO says for the whole server - which may hold more than this cache:
+ *   "server": {"evicted_keys": 0, "expired_keys": 12, "maxmemory_policy": "allkeys-lru",
+ *              "maxmemory": 0, "used_memory": 1234567}
  */
 int cache_stats(cache *c, json_t **out_stats, bp_error *err);
 

@@ -88,6 +88,12 @@ typedef struct cache_backend_ops {
      * in-process backends). deltas/out_totals: [CACHE_TYPE_COUNT][CACHE_COUNTER_COUNT]. */
     int (*counters)(cache_backend *b, const uint64_t *deltas, uint64_t *out_totals, bp_error *err);
     void (*close)(cache_backend *b);
+    /* Figures of the server the entries live on, which the backend does not count itself
+     * (NULL for in-process backends, whose usage() counts evictions and expiries per type).
+     * Redis evicts (maxmemory) and expires (PX) keys on its own, server-wide: *out_server is a
+     * new object {"evicted_keys", "expired_keys", "maxmemory_policy", "maxmemory",
+     * "used_memory"} from INFO. */
+    int (*server_stats)(cache_backend *b, json_t **out_server, bp_error *err);
 } cache_backend_ops;
 
 /* The shared counters, in this order in the `counters` arrays. */

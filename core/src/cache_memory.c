@@ -547,6 +547,7 @@ static const cache_backend_ops mem_ops = {
     .lock_held = NULL,
     .counters = NULL,
     .close = mem_close,
+    .server_stats = NULL,
 };
 
 int cache_memory_open(uint64_t max_bytes, cache_backend **out, bp_error *err)

@@ -650,6 +650,87 @@ static int rb_counters(cache_backend *b, const uint64_t *deltas, uint64_t *out_t
     return rc;
 }
 
+/* ---- what the server counts: INFO ---------------------------------------------------------- */
+
+/* The value of "name:value" in an INFO text, as a new string (NULL when absent). */
+static char *info_field(const char *text, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, name, n) == 0 && p[n] == ':') {
+            const char *v = p + n + 1;
+            size_t len = strcspn(v, "\r\n");
+            char *out = malloc(len + 1);
+            if (out) {
+                memcpy(out, v, len);
+                out[len] = '\0';
+            }
+            return out;
+        }
+    }
+    return NULL;
+}
+
+/* Add INFO field `name` to `o` under the same name: as an integer when it reads as one. */
+static void info_put(json_t *o, const char *text, const char *name)
+{
+    char *v = info_field(text, name);
+    int64_t n = 0;
+    if (!v) {
+        return;
+    }
+    if (util_parse_int64(v, 0, INT64_MAX, name, &n, NULL) == BP_OK) {
+        json_object_set_new(o, name, json_integer((json_int_t)n));
+    } else {
+        json_object_set_new(o, name, json_string(v));
+    }
+    free(v);
+}
+
+/* Redis evicts (maxmemory) and expires (PX) keys by itself and only counts them for the whole
+ * server; a cache sharing the server with other data cannot tell its own apart, so these are
+ * reported as what they are: server-wide. Two INFO sections, not INFO everything: that one is
+ * large and walks every client. */
+static int rb_server_stats(cache_backend *b, json_t **out_server, bp_error *err)
+{
+    redis_backend *r = (redis_backend *)b;
+    static const char *const sections[2] = {"stats", "memory"};
+    static const char *const fields[2][3] = {{"evicted_keys", "expired_keys", NULL},
+                                             {"maxmemory_policy", "maxmemory", "used_memory"}};
+    json_t *o = json_object();
+    int slot, rc;
+    if (!o) {
+        return bp_err(err, BP_E_NOMEM, "cache redis: out of memory");
+    }
+    rc = pool_take(r, &slot, err);
+    if (rc != BP_OK) {
+        json_decref(o);
+        return rc;
+    }
+    for (int s = 0; s < 2 && rc == BP_OK; s++) {
+        const char *argv[2] = {"INFO", sections[s]};
+        redisReply *rep = NULL;
+        rc = redis_conn_command_argv(r->conns[slot], 2, argv, NULL, &rep, err);
+        if (rc == BP_OK && rep->type == REDIS_REPLY_STRING) {
+            for (int f = 0; f < 3 && fields[s][f]; f++) {
+                info_put(o, rep->str, fields[s][f]);
+            }
+        } else if (rc == BP_OK) {
+            rc = bp_err(err, BP_E_CORRUPT, "cache redis: INFO %s: not a string", sections[s]);
+        }
+        if (rep) {
+            freeReplyObject(rep);
+        }
+    }
+    pool_give(r, slot, rc);
+    if (rc != BP_OK) {
+        json_decref(o);
+        return rc;
+    }
+    *out_server = o;
+    return BP_OK;
+}
+
 static void rb_close(cache_backend *b)
 {
     redis_backend *r = (redis_backend *)b;
@@ -685,6 +766,7 @@ static const cache_backend_ops redis_ops = {
     .lock_held = rb_lock_held,
     .counters = rb_counters,
     .close = rb_close,
+    .server_stats = rb_server_stats,
 };
 
 /* Escape Redis glob characters in a literal. */

@@ -1,18 +1,15 @@
 /*
- * cli_control.c - `betpipe inspect`, `betpipe control` and `betpipe cache`: talking to the
+ * cli_control.c - `betpipe inspect` and `betpipe control`: talking to the
  * running daemons the way Celery's inspect/control talk to workers. With the embedded broker
  * the daemons of the instance answer on their control sockets (control.h, one host); with a
  * Redis broker every daemon sharing it answers through Redis (control_redis.h, any host).
- *
- * The in-memory cache lives inside each daemon, so `cache stats|get|clear` ask the daemons;
- * with a Redis cache (shared by every daemon) they work on Redis directly.
+ * (`betpipe cache`, which asks the daemons too when the cache is in memory: cli_cache.c.)
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
-#include "cache.h"
 #include "cli.h"
 #include "cli_util.h"
 #include "control.h"
@@ -269,82 +266,6 @@ static int cmd_control(cli_args *a, int argc, char **argv)
     return rc;
 }
 
-/* ---- cache ---------------------------------------------------------------------------------- */
-
-static int cmd_cache(cli_args *a, int argc, char **argv)
-{
-    app *ap = NULL;
-    cache *c = NULL;
-    bp_error err = {0};
-    const char *sub = a->n_positional ? a->positional[0] : NULL;
-    json_t *args = NULL, *out = NULL;
-    const char *wire;
-    int rc;
-    (void)argc;
-    (void)argv;
-    if (!sub ||
-        (strcmp(sub, "stats") != 0 && strcmp(sub, "get") != 0 && strcmp(sub, "clear") != 0)) {
-        return cli_fail(a, BP_E_INVAL, "usage: betpipe cache stats | get TYPE KEY | clear [TYPE]");
-    }
-    if (strcmp(sub, "get") == 0 && a->n_positional != 3) {
-        return cli_fail(a, BP_E_INVAL,
-                        "usage: betpipe cache get TYPE KEY (KEY as JSON filters, "
-                        "e.g. '{\"match\": 1234}', or the canonical key text)");
-    }
-    if (strcmp(sub, "stats") == 0) {
-        wire = "cache_stats";
-    } else if (strcmp(sub, "get") == 0) {
-        wire = "cache_get";
-        args = json_pack("{s:s, s:s}", "type", a->positional[1], "key", a->positional[2]);
-    } else {
-        wire = "cache_clear";
-        args = json_pack("{s:s?}", "type", a->n_positional > 1 ? a->positional[1] : NULL);
-    }
-    if ((rc = cli_open_app(a, APP_STORE, &ap)) != 0) {
-        json_decref(args);
-        return rc;
-    }
-    {
-        const char *prefix =
-            json_string_value(json_object_get(config_section(ap->cfg, "broker"), "prefix"));
-        rc = cache_open(config_section(ap->cfg, "cache"), prefix ? prefix : "bp", &c, &err);
-    }
-    if (rc != BP_OK) {
-        json_decref(args);
-        app_close(ap);
-        return cli_fail(a, rc, err.msg);
-    }
-    if (strcmp(cache_backend_name(c), "memory") == 0) {
-        /* The entries live in the daemons' memory: ask them. */
-        cache_close(c);
-        rc = broadcast_and_print(a, ap, wire, args);
-        if (rc == CLI_EXIT_NOTFOUND) {
-            fprintf(stderr, "betpipe cache: the cache is in memory (the default), so it lives "
-                            "inside a running daemon and none answered\n");
-        }
-        json_decref(args);
-        app_close(ap);
-        return rc;
-    }
-    if (strcmp(sub, "stats") == 0) {
-        rc = cache_stats(c, &out, &err);
-    } else if (strcmp(sub, "get") == 0) {
-        rc = cache_inspect(c, a->positional[1], a->positional[2], &out, &err);
-    } else {
-        rc = cache_clear(c, a->n_positional > 1 ? a->positional[1] : NULL, &out, &err);
-    }
-    if (rc == BP_OK) {
-        cli_print_json(out);
-    } else {
-        rc = cli_fail(a, rc, err.msg);
-    }
-    json_decref(out);
-    json_decref(args);
-    cache_close(c);
-    app_close(ap);
-    return rc;
-}
-
 const cli_command cli_inspect_command = {
     "inspect", "inspect WHAT [--destination W] [--timeout DUR]",
     "ask running daemons: ping, stats, active, reserved, registered, active_queues, conf; "
@@ -356,8 +277,3 @@ const cli_command cli_control_command = {
     "change running daemons: pool-grow, pool-shrink, add-consumer, cancel-consumer, rate-limit, "
     "shutdown",
     CLI_OPTS(control_opts), cmd_control};
-
-const cli_command cli_cache_command = {
-    "cache", "cache stats | get TYPE KEY | clear [TYPE]",
-    "the typed cache: statistics per type, one entry, or clear (in-memory: asks the daemons)",
-    CLI_OPTS(control_opts), cmd_cache};

@@ -428,9 +428,17 @@ static int hc_invalidate(const bp_host *h, const char *type, const char *pattern
     return cache_invalidate(cache_of(h), type, pattern, out_removed, err);
 }
 
+/* The report also says whose cache this was: an in-memory cache belongs to one process, and
+ * only a daemon's is worth cleaning (a CLI's or an isolated job's is its own, and empty). */
 static int hc_cleanup(const bp_host *h, json_t **out_report, bp_error *err)
 {
-    return cache_cleanup(cache_of(h), out_report, err);
+    app *a = ctx_of(h)->app;
+    int rc = cache_cleanup(a->cache, out_report, err);
+    if (rc == BP_OK) {
+        json_object_set_new(*out_report, "worker", json_string(a->worker_id));
+        json_object_set_new(*out_report, "daemon", json_boolean(a->pool != NULL));
+    }
+    return rc;
 }
 
 static int hc_stats(const bp_host *h, json_t **out_stats, bp_error *err)

@@ -21,13 +21,38 @@
 
 /* ---- maint.cleanup_cache ------------------------------------------------------------------ */
 
+/*
+ * An in-memory cache lives inside one process. Run by a daemon, the job cleans that daemon's
+ * cache (the result names it). Run anywhere else - `betpipe run --wait` with no daemon serving
+ * maintenance_queue runs the job in the CLI's own process, and an isolated job runs in a
+ * process of its own - it would clean a cache that was born empty with that process and report
+ * 0, which reads as "the cache is clean" when nothing of the daemons' was touched. So it is
+ * refused there, saying where the cache is. A Redis cache is shared: any process cleans it.
+ */
 static int run_cleanup_cache(const bp_job *job, json_t **out_result, bp_error *err)
 {
     const bp_host *h = job->host;
+    json_t *report = NULL;
+    int rc;
     if (!h->cache) {
         return bp_err(err, BP_E_UNAVAILABLE, "this betpipe has no cache configured");
     }
-    return h->cache->cleanup(h, out_result, err);
+    rc = h->cache->cleanup(h, &report, err);
+    if (rc != BP_OK) {
+        return rc;
+    }
+    if (strcmp(json_string_value(json_object_get(report, "backend")), "memory") == 0 &&
+        !json_is_true(json_object_get(report, "daemon"))) {
+        json_decref(report);
+        return bp_err(err, BP_E_STATE,
+                      "the cache is in memory (cache.backend \"memory\", the default): it lives "
+                      "inside each daemon, and this run is not in a daemon but in a process of its "
+                      "own, whose cache is empty - nothing was cleaned. Let a daemon run it "
+                      "(`betpipe daemon` serving maintenance_queue; its beat runs this job daily), "
+                      "or use a Redis cache (cache.url), which any process can clean");
+    }
+    *out_result = report;
+    return BP_OK;
 }
 
 /* ---- maint.optimize_db --------------------------------------------------------------------- */

@@ -23,7 +23,10 @@
  *                 goals, and from the score matrix: double chance, draw no bet, totals 0.5-4.5,
  *                 both teams to score, Asian handicaps -2.5..+2.5 with quarter lines, correct
  *                 scores) is stored and cached (type "predictions", filters {"match_id",
- *                 "model"}).
+ *                 "model"}), with the market beside it: the match's latest odds, read through
+ *                 the cache (type "odds", {"match_id"}: the entry data.collect_odds writes; the
+ *                 store on a miss), give the best price per 1X2 selection, a reference book
+ *                 without its margin, and the model's edge p x best price - 1 (markets.market).
  *
  * Team ids are the store's, so a model only knows the teams of the league it was trained on; a
  * team it never saw (a newly promoted club) cannot be predicted, and the job says so per match.
@@ -37,6 +40,7 @@
 
 #include "betpipe/betpipe.h"
 #include "bpm.h"
+#include "bpm_margin.h"
 #include "bpm_markets.h"
 #include "bpm_metrics.h"
 
@@ -731,6 +735,228 @@ static json_t *markets_json(const bp_prediction *p)
     return mk;
 }
 
+/* ============================================================================================
+ * The market: each predicted match's latest odds, read through the cache, margin removed, and
+ * the model's edge over the best price
+ * ========================================================================================== */
+
+/* How the odds of the predicted matches were found, for the job's result. */
+typedef struct odds_tally {
+    json_int_t from_cache;   /* a fresh cache entry (data.collect_odds's, or an earlier read's) */
+    json_int_t from_store;   /* a miss: read from the store (and cached) */
+    json_int_t stale;        /* the store read failed; a stale entry was served */
+    json_int_t without_odds; /* the store has no odds for the match */
+    json_int_t unreadable;   /* the read failed and nothing stale was there */
+    json_int_t with_market;  /* matches whose predictions carry a market section */
+} odds_tally;
+
+typedef struct odds_read {
+    const bp_host *h;
+    int64_t match_id;
+    bool computed;
+} odds_read;
+
+/* The cache-aside compute: the store's latest odds of the match (every market), the value
+ * data.collect_odds caches for it. No odds is BP_E_NOTFOUND, so that nothing is cached: the
+ * next read looks again, and finds the odds as soon as they are stored. */
+static int odds_from_store(void *ud, json_t **out_value, bp_error *err)
+{
+    odds_read *r = ud;
+    json_t *quotes = NULL;
+    int rc = r->h->store->get_odds(r->h, r->match_id, -1, BP_ODDS_LATEST, &quotes, err);
+    r->computed = true;
+    if (rc != BP_OK) {
+        return rc;
+    }
+    if (json_array_size(quotes) == 0) {
+        json_decref(quotes);
+        return bp_err(err, BP_E_NOTFOUND, "no odds for match %lld in the store",
+                      (long long)r->match_id);
+    }
+    *out_value = quotes;
+    return BP_OK;
+}
+
+/*
+ * The match's latest odds from the cache entry ("odds", {"match_id": id}) - the one
+ * data.collect_odds writes - or, on a miss, from the store (and then cached for the others).
+ * A cache that is down costs only the store read. NULL when there are no odds to read.
+ */
+static json_t *latest_odds(const bp_host *h, int64_t match_id, odds_tally *t, bool *out_stale)
+{
+    odds_read r = {h, match_id, false};
+    json_t *filters = json_pack("{s:I}", "match_id", (json_int_t)match_id), *quotes = NULL;
+    bp_error e = {0};
+    int stale = 0, rc;
+    if (!filters) {
+        t->unreadable++;
+        return NULL;
+    }
+    rc = h->cache ? h->cache->get_or_compute(h, "odds", filters, odds_from_store, &r, &quotes,
+                                             &stale, &e)
+                  : odds_from_store(&r, &quotes, &e);
+    json_decref(filters);
+    if (rc == BP_E_NOTFOUND) {
+        t->without_odds++;
+        return NULL;
+    }
+    if (rc != BP_OK) {
+        BP_LOGW(h, "odds of match %lld unreadable, predicted without the market: %s",
+                (long long)match_id, e.msg);
+        t->unreadable++;
+        return NULL;
+    }
+    if (stale) {
+        t->stale++;
+    } else if (r.computed) {
+        t->from_store++;
+    } else {
+        t->from_cache++;
+    }
+    *out_stale = stale != 0;
+    return quotes;
+}
+
+static const char *const sel_names[3] = {"home", "draw", "away"};
+
+/* football-data's aggregates (market_max, market_avg, betbrain_max, betbrain_avg) are not
+ * bookmakers one can bet with: they neither give the best price nor serve as the reference. */
+static bool is_aggregate(const char *book)
+{
+    size_t n = strlen(book);
+    return n > 4 && (strcmp(book + n - 4, "_max") == 0 || strcmp(book + n - 4, "_avg") == 0);
+}
+
+/* One bookmaker's latest 1X2 prices (0: not quoted). */
+typedef struct book_1x2 {
+    const char *name; /* borrowed from the quotes */
+    double odds[3];
+} book_1x2;
+
+#define MAX_BOOKS 64
+
+/*
+ * The market's side of one match, from its latest quotes (only the 1X2 is read):
+ *   "best"      per selection, the highest price any bookmaker offers and who offers it;
+ *   "reference" one complete book - Pinnacle's when it prices all three (the sharp book the
+ *               evaluation compares with), else the one with the lowest booksum - with its
+ *               overround and its margin-removed probabilities (Shin, as `models evaluate`;
+ *               multiplicative when Shin refuses a book);
+ * plus how many bookmakers priced it, the newest quote's time, and whether the odds were a stale
+ * serve. NULL when no bookmaker prices the 1X2.
+ */
+static json_t *market_base(const json_t *quotes, bool stale)
+{
+    book_1x2 books[MAX_BOOKS];
+    size_t n_books = 0, i;
+    const json_t *q;
+    const char *newest_at = NULL;
+    int64_t newest_ms = -1;
+    int best_book[3] = {-1, -1, -1};
+    int ref = -1;
+    double ref_sum = INFINITY;
+
+    json_array_foreach(quotes, i, q)
+    {
+        const char *book = json_string_value(json_object_get(q, "bookmaker"));
+        const char *market = json_string_value(json_object_get(q, "market"));
+        const char *sel = json_string_value(json_object_get(q, "selection"));
+        double price = json_number_value(json_object_get(q, "price"));
+        size_t b;
+        int si = -1;
+        if (!book || !sel || !market || strcmp(market, "1x2") != 0 || is_aggregate(book) ||
+            !(isfinite(price) && price > 1.0)) {
+            continue;
+        }
+        for (int k = 0; k < 3; k++) {
+            si = strcmp(sel, sel_names[k]) == 0 ? k : si;
+        }
+        if (si < 0) {
+            continue;
+        }
+        for (b = 0; b < n_books && strcmp(books[b].name, book) != 0; b++) {
+        }
+        if (b == n_books) {
+            if (n_books == MAX_BOOKS) {
+                continue;
+            }
+            books[n_books++] = (book_1x2){.name = book};
+        }
+        books[b].odds[si] = price;
+        if (best_book[si] < 0 || price > books[best_book[si]].odds[si]) {
+            best_book[si] = (int)b;
+        }
+        if (json_integer_value(json_object_get(q, "captured_ms")) > newest_ms) {
+            newest_ms = json_integer_value(json_object_get(q, "captured_ms"));
+            newest_at = json_string_value(json_object_get(q, "captured_at"));
+        }
+    }
+    if (n_books == 0) {
+        return NULL;
+    }
+    for (size_t b = 0; b < n_books; b++) {
+        const double *o = books[b].odds;
+        double sum = bpm_booksum(o, 3);
+        if (!(o[0] > 1.0 && o[1] > 1.0 && o[2] > 1.0) ||
+            (ref >= 0 && strcmp(books[ref].name, "pinnacle") == 0)) {
+            continue;
+        }
+        if (strcmp(books[b].name, "pinnacle") == 0 || sum < ref_sum) {
+            ref = (int)b;
+            ref_sum = sum;
+        }
+    }
+
+    json_t *m = json_pack("{s:I, s:s?, s:b, s:{}}", "bookmakers", (json_int_t)n_books,
+                          "captured_at", newest_at, "stale", stale, "best");
+    if (!m) {
+        return NULL;
+    }
+    for (int k = 0; k < 3; k++) {
+        if (best_book[k] >= 0) {
+            json_object_set_new(json_object_get(m, "best"), sel_names[k],
+                                json_pack("{s:o, s:s}", "price", num(books[best_book[k]].odds[k]),
+                                          "bookmaker", books[best_book[k]].name));
+        }
+    }
+    if (ref >= 0) {
+        double p[3];
+        bpm_margin_method method = BPM_MARGIN_SHIN;
+        if (bpm_remove_margin(method, books[ref].odds, 3, p, NULL, NULL) != BP_OK) {
+            method = BPM_MARGIN_MULTIPLICATIVE;
+            (void)bpm_remove_margin(method, books[ref].odds, 3, p, NULL, NULL);
+        }
+        json_object_set_new(m, "reference",
+                            json_pack("{s:s, s:o, s:s, s:o, s:o, s:o}", "bookmaker",
+                                      books[ref].name, "overround", num(ref_sum - 1.0),
+                                      "margin_method", bpm_margin_method_name(method), "p_home",
+                                      num(p[0]), "p_draw", num(p[1]), "p_away", num(p[2])));
+    }
+    return m;
+}
+
+/* The market section of one model's prediction: the match's market and the edge
+ * p_model x best price - 1 of each 1X2 selection (null where nobody prices it). */
+static json_t *market_for(const json_t *base, const bp_prediction *p)
+{
+    const double pm[3] = {p->p_home, p->p_draw, p->p_away};
+    json_t *m = json_deep_copy(base), *edge = json_object();
+    if (!m || !edge) {
+        json_decref(m);
+        json_decref(edge);
+        return NULL;
+    }
+    for (int k = 0; k < 3; k++) {
+        const json_t *best = json_object_get(json_object_get(base, "best"), sel_names[k]);
+        json_object_set_new(
+            edge, sel_names[k],
+            best ? num(pm[k] * json_number_value(json_object_get(best, "price")) - 1.0)
+                 : json_null());
+    }
+    json_object_set_new(m, "edge", edge);
+    return m;
+}
+
 /* One active model, loaded and ready to predict. */
 typedef struct loaded_model {
     const bp_model_type *d;
@@ -889,6 +1115,9 @@ static json_t *prediction_brief(const json_t *full)
         json_object_set(b, "home_goals", json_object_get(full, "home_goals"));
         json_object_set(b, "away_goals", json_object_get(full, "away_goals"));
     }
+    if (b && json_object_get(mk, "market")) {
+        json_object_set(b, "market", json_object_get(mk, "market"));
+    }
     return b;
 }
 
@@ -921,12 +1150,13 @@ static int run_predict(const bp_job *job, json_t **out_result, bp_error *err)
     loaded_model lms[16];
     size_t n_lms = 0, n_recs = 0, i, k;
     json_t *matches = NULL, *models = NULL, *skipped = json_array(), *shown = json_array();
-    json_t **full = NULL;
+    json_t **full = NULL, *market = NULL;
     bp_prediction_rec *recs = NULL;
     bp_store_counts counts = {0, 0, 0};
+    odds_tally odds = {0};
     int64_t league_id = 0;
     json_int_t cached = 0;
-    char code[16] = "", what[200] = "", text[400];
+    char code[16] = "", what[200] = "", text[640];
     int rc = BP_OK;
 
     memset(lms, 0, sizeof lms);
@@ -1007,6 +1237,7 @@ static int run_predict(const bp_job *job, json_t **out_result, bp_error *err)
         int64_t home = json_integer_value(json_object_get(json_object_get(m, "home"), "id"));
         int64_t away = json_integer_value(json_object_get(json_object_get(m, "away"), "id"));
         int64_t kickoff = json_integer_value(json_object_get(m, "kickoff_ms"));
+        bool odds_looked_up = false;
         if (h->cancelled(job)) {
             rc = bp_err(err, BP_E_CANCELLED, "cancelled after %zu of %zu matches (nothing stored)",
                         k, n_matches);
@@ -1041,7 +1272,23 @@ static int run_predict(const bp_job *job, json_t **out_result, bp_error *err)
                               lms[i].name, "reason", reason));
                 continue;
             }
+            if (!odds_looked_up) {
+                /* once per match, for its first prediction: the market is the models' common
+                 * yardstick */
+                bool stale = false;
+                json_t *quotes =
+                    latest_odds(h, json_integer_value(json_object_get(m, "id")), &odds, &stale);
+                market = quotes ? market_base(quotes, stale) : NULL;
+                json_decref(quotes);
+                odds.with_market += market != NULL;
+                odds_looked_up = true;
+            }
             json_t *markets = markets_json(&p);
+            if (markets && market &&
+                json_object_set_new(markets, "market", market_for(market, &p)) != 0) {
+                json_decref(markets);
+                markets = NULL;
+            }
             full[n_recs] = prediction_json(m, &lms[i], &p, markets);
             json_decref(markets); /* full[n_recs] holds it now; recs borrow it from there */
             if (!markets || !full[n_recs]) {
@@ -1062,6 +1309,8 @@ static int run_predict(const bp_job *job, json_t **out_result, bp_error *err)
             };
             n_recs++;
         }
+        json_decref(market);
+        market = NULL;
         h->progress(job, 0.9 * (double)(k + 1) / (double)n_matches, "predicting");
     }
     if (n_recs == 0) {
@@ -1090,15 +1339,21 @@ static int run_predict(const bp_job *job, json_t **out_result, bp_error *err)
     }
     snprintf(text, sizeof text,
              "%zu predictions of %zu %s with %zu model%s (%lld new, %lld updated, %lld "
-             "unchanged), %zu skipped, %lld cached",
+             "unchanged), %zu skipped, %lld cached; the market's odds for %lld match%s (%lld from "
+             "the cache, %lld from the store, %lld stale), %lld without odds",
              n_recs, n_matches, what, n_lms, n_lms == 1 ? "" : "s", (long long)counts.inserted,
              (long long)counts.updated, (long long)counts.unchanged, json_array_size(skipped),
-             (long long)cached);
-    *out_result = json_pack("{s:I, s:s, s:{s:I, s:I, s:I}, s:I, s:O, s:O, s:s}", "predicted",
-                            (json_int_t)n_recs, "matches", what, "stored", "inserted",
-                            (json_int_t)counts.inserted, "updated", (json_int_t)counts.updated,
-                            "unchanged", (json_int_t)counts.unchanged, "cached", cached, "skipped",
-                            skipped, "predictions", shown, "summary", text);
+             (long long)cached, (long long)odds.with_market, odds.with_market == 1 ? "" : "es",
+             (long long)odds.from_cache, (long long)odds.from_store, (long long)odds.stale,
+             (long long)odds.without_odds);
+    *out_result = json_pack(
+        "{s:I, s:s, s:{s:I, s:I, s:I}, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:O, s:O, s:s}",
+        "predicted", (json_int_t)n_recs, "matches", what, "stored", "inserted",
+        (json_int_t)counts.inserted, "updated", (json_int_t)counts.updated, "unchanged",
+        (json_int_t)counts.unchanged, "cached", cached, "odds", "with_market", odds.with_market,
+        "from_cache", odds.from_cache, "from_store", odds.from_store, "stale", odds.stale,
+        "without_odds", odds.without_odds, "unreadable", odds.unreadable, "skipped", skipped,
+        "predictions", shown, "summary", text);
     rc = *out_result ? BP_OK : bp_err(err, BP_E_NOMEM, "out of memory");
     if (rc == BP_OK) {
         BP_LOGI(h, "predict done: %s", text);
@@ -1116,6 +1371,7 @@ fail:
     }
     free(full);
     free(recs);
+    json_decref(market);
     json_decref(matches);
     json_decref(models);
     json_decref(skipped);
@@ -1183,7 +1439,9 @@ static const bp_job_type ml_jobs[] = {
         .struct_size = sizeof(bp_job_type),
         .name = "ml.predict",
         .description = "Predict matches with the league's active models; store the predictions "
-                       "(1X2, goals, totals, BTTS, Asian handicap, correct score) and cache them",
+                       "(1X2, goals, totals, BTTS, Asian handicap, correct score) and cache them, "
+                       "each beside the market (latest odds through the cache, margin removed, "
+                       "edge over the best price)",
         .queue = "ml_queue",
         .args_schema =
             "{\"type\": \"object\", \"additionalProperties\": false, \"properties\": {"

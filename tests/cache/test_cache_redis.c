@@ -172,6 +172,85 @@ Test(cache_redis, freshness_and_stale_fallback_follow_the_injected_clock)
     cache_close(c);
 }
 
+/* Every type on Redis: the key's PTTL is its stale limit (stale_factor x TTL), the entry is fresh
+ * until its TTL, served stale until the limit, then gone - with the MaraBet TTLs, and with the
+ * file's and the environment's overrides. */
+static void check_type_ttls(cache *c, const int64_t ttl_s[4], double factor)
+{
+    static const char *const types[4] = {"odds", "stats", "predictions", "static"};
+    compute_ctx down = {.fail = 1};
+    for (int t = 0; t < 4; t++) {
+        char key[64];
+        json_t *f = json_pack("{s:i}", "match_id", t), *v = json_pack("{s:s}", "type", types[t]);
+        json_t *out = NULL;
+        int stale = -1;
+        int64_t ttl_ms = ttl_s[t] * 1000, limit_ms = (int64_t)((double)ttl_ms * factor);
+        atomic_store(&fake_ms, T0);
+        cr_assert_eq(cache_set(c, types[t], f, v, NULL), BP_OK);
+        snprintf(key, sizeof key, "t:cache:%s:{\"match_id\":%d}", types[t], t);
+        long long pttl = redis_int("PTTL %s", key);
+        cr_assert(pttl > limit_ms - 5000 && pttl <= limit_ms, "%s: PTTL %lld, want %lld", types[t],
+                  pttl, (long long)limit_ms);
+        atomic_store(&fake_ms, T0 + ttl_ms - 1);
+        cr_assert_eq(cache_get(c, types[t], f, &out, NULL), BP_OK, "%s fresh until its TTL",
+                     types[t]);
+        cr_assert(json_equal(out, v));
+        json_decref(out);
+        atomic_store(&fake_ms, T0 + ttl_ms);
+        cr_assert_eq(cache_get(c, types[t], f, &out, NULL), BP_E_NOTFOUND, "%s stale at its TTL",
+                     types[t]);
+        atomic_store(&fake_ms, T0 + limit_ms - 1);
+        cr_assert_eq(cache_get_or_compute(c, types[t], f, compute, &down, &out, &stale, NULL),
+                     BP_OK, "%s served stale until its limit", types[t]);
+        cr_assert_eq(stale, 1);
+        json_decref(out);
+        atomic_store(&fake_ms, T0 + limit_ms);
+        cr_assert_eq(cache_get_or_compute(c, types[t], f, compute, &down, &out, &stale, NULL),
+                     BP_E_UNAVAILABLE, "%s gone at its stale limit", types[t]);
+        json_decref(f);
+        json_decref(v);
+    }
+}
+
+Test(cache_redis, every_type_keeps_its_own_ttl_on_redis)
+{
+    util_set_clock(fake_clock);
+    cache *c = open_redis(NULL);
+    const int64_t marabet[4] = {300, 1800, 600, 86400};
+    check_type_ttls(c, marabet, 6.0);
+    cache_close(c);
+
+    setenv("BETPIPE_CACHE_TTL_ODDS", "90", 1);
+    setenv("BETPIPE_CACHE_TTL_STATIC", "2h", 1);
+    c = open_redis("\"ttl\": {\"odds\": 60, \"stats\": \"20m\", \"predictions\": 120}, "
+                   "\"stale_factor\": 3");
+    const int64_t overridden[4] = {90, 1200, 120, 7200}; /* the environment wins over the file */
+    check_type_ttls(c, overridden, 3.0);
+    cache_close(c);
+}
+
+Test(cache_redis, betpipe_cache_url_alone_selects_that_redis)
+{
+    setenv("BETPIPE_CACHE_URL", bpt_redis_url(srv), 1);
+    cache *c = NULL;
+    bp_error err = {0};
+    cr_assert_eq(cache_open(NULL, "t", &c, &err), BP_OK, "%s", err.msg);
+    cr_assert_str_eq(cache_backend_name(c), "redis");
+    json_t *f = J("{\"team_id\": 3}"), *v = J("[1, 2]");
+    cr_assert_eq(cache_set(c, "stats", f, v, NULL), BP_OK);
+    cr_assert_eq(redis_int("EXISTS %s", "t:cache:stats:{\"team_id\":3}"), 1,
+                 "the entry is in the Redis the environment named");
+    cache_close(c);
+
+    /* BETPIPE_CACHE_BACKEND=memory keeps the cache in the process despite a URL */
+    setenv("BETPIPE_CACHE_BACKEND", "memory", 1);
+    cr_assert_eq(cache_open(NULL, "t", &c, &err), BP_OK, "%s", err.msg);
+    cr_assert_str_eq(cache_backend_name(c), "memory");
+    cache_close(c);
+    json_decref(f);
+    json_decref(v);
+}
+
 Test(cache_redis, batches_and_compression)
 {
     enum { N = 50 };
@@ -360,13 +439,7 @@ static char log_path[600];
 
 static int count_in_log(const char *needle)
 {
-    char *text = bpt_slurp(log_path);
-    int n = 0;
-    for (const char *p = text ? text : ""; (p = strstr(p, needle)) != NULL; p++) {
-        n++;
-    }
-    free(text);
-    return n;
+    return bpt_count_in_file(log_path, needle);
 }
 
 typedef struct probe_arg {

@@ -353,6 +353,17 @@ char *bpt_slurp(const char *path)
     return b.data;
 }
 
+int bpt_count_in_file(const char *path, const char *needle)
+{
+    char *text = bpt_slurp(path);
+    int n = 0;
+    for (const char *p = text ? text : ""; (p = strstr(p, needle)) != NULL; p += strlen(needle)) {
+        n++;
+    }
+    free(text);
+    return n;
+}
+
 bool bpt_file_contains(void *ud)
 {
     bpt_file_has *f = ud;

@@ -59,6 +59,9 @@ char *bpt_slurp(const char *path);
 /* Write `text` to dir/name (replacing it); asserts on failure. */
 void bpt_write_in(const char *dir, const char *name, const char *text);
 
+/* How many times `needle` occurs in the file at `path` (0 when the file is missing). */
+int bpt_count_in_file(const char *path, const char *needle);
+
 /* A bpt_wait_for condition: the file at `path` contains `needle`. */
 typedef struct bpt_file_has {
     const char *path, *needle;

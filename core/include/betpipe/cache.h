@@ -43,9 +43,13 @@ struct bp_cache_api {
      * glob `pattern` (NULL: all). *out_removed gets the count. */
     int (*invalidate)(const bp_host *h, const char *type, const char *pattern,
                       uint64_t *out_removed, bp_error *err);
-    /* evict entries past their stale limit; *out_report gets counts per type. */
+    /* evict entries past their stale limit; *out_report gets counts per type, the backend
+     * ("memory" or "redis"), and whose cache it was: "worker" (this process's worker id) and
+     * "daemon" (true in a daemon; an in-memory cache belongs to the one process). */
     int (*cleanup)(const bp_host *h, json_t **out_report, bp_error *err);
-    /* statistics per type: hits, misses, hit_rate, stale_serves, sets, evictions, keys, bytes. */
+    /* statistics per type: hits, misses, hit_rate, stale_serves, sets, evictions, keys, bytes
+     * (on Redis evictions are null, not counted per type, and "server" has INFO's server-wide
+     * evicted_keys; see core/src/cache.h cache_stats). */
     int (*stats)(const bp_host *h, json_t **out_stats, bp_error *err);
 };
 

@@ -7,6 +7,10 @@
  *     model stays; two trains of one model and league are never live together;
  *   - ml.train_all on a daemon fans out one ml.train per league and model, and each succeeds;
  *   - ml.predict stores the predictions and the daemon's cache holds them;
+ *   - ml.predict compares each prediction with the market: the match's latest odds read through
+ *     the cache (the entry data.collect_odds writes, or the store on a miss), the best price and
+ *     the margin-removed reference book, the edge per 1X2 selection; a match without odds has no
+ *     market; a Redis cache stopped mid-run costs nothing but the cache, warns once, recovers;
  *   - `models evaluate` prints its table and agrees with bench_models on the same seasons.
  */
 #include <math.h>
@@ -17,11 +21,15 @@
 
 #include <criterion/criterion.h>
 
+#include "bpm_margin.h"
 #include "engine.h"
+#include "http_fixture.h"
+#include "redis_fixture.h"
 #include "store.h"
 #include "store_domain.h"
 #include "store_models.h"
 #include "support.h"
+#include "util.h"
 
 #define NEAR(a, b, tol) (fabs((a) - (b)) <= (tol))
 
@@ -31,6 +39,8 @@ static void setup(void)
 {
     bpt_engine_env_setup();
     unsetenv("BETPIPE_DATA_SOURCE");
+    unsetenv("BETPIPE_CACHE_URL");
+    unsetenv("BETPIPE_CACHE_BACKEND");
     dd = bpt_tmpdir("ml");
 }
 
@@ -379,6 +389,319 @@ Test(ml, train_all_fans_out_and_predict_stores_and_caches)
     bpt_result_free(&r);
     app_close(a);
     cr_assert_eq(bpt_stop(d, SIGTERM, 15000), 0);
+}
+
+/* ---- ml.predict and the market ------------------------------------------------------------- */
+
+static const char *const SELECTIONS[3] = {"home", "draw", "away"};
+
+/*
+ * The market section of a prediction of `match` (p: the model's 1X2) against what the store
+ * says, worked out here on its own: the best latest price per selection over the bookmakers
+ * (not the market_max / market_avg aggregates), the edge p x best - 1, and Pinnacle's book with
+ * the margin removed by Shin.
+ */
+static void check_market(store *s, int64_t match, const json_t *market, const double p[3])
+{
+    json_t *quotes = NULL, *q;
+    double best[3] = {0, 0, 0}, pin[3] = {0, 0, 0}, fair[3];
+    size_t i;
+    cr_assert(json_is_object(market), "match %lld has odds, so its prediction has a market",
+              (long long)match);
+    cr_assert_eq(store_get_odds(s, match, BP_MARKET_1X2, BP_ODDS_LATEST, &quotes, NULL), BP_OK);
+    json_array_foreach(quotes, i, q)
+    {
+        const char *book = json_string_value(json_object_get(q, "bookmaker"));
+        const char *sel = json_string_value(json_object_get(q, "selection"));
+        double price = num(q, "price");
+        for (int k = 0; k < 3; k++) {
+            if (strcmp(sel, SELECTIONS[k]) != 0) {
+                continue;
+            }
+            if (strcmp(book, "pinnacle") == 0) {
+                pin[k] = price;
+            }
+            if (!strstr(book, "_max") && !strstr(book, "_avg") && price > best[k]) {
+                best[k] = price;
+            }
+        }
+    }
+    json_decref(quotes);
+    for (int k = 0; k < 3; k++) {
+        const json_t *b = json_object_get(json_object_get(market, "best"), SELECTIONS[k]);
+        double edge = num(json_object_get(market, "edge"), SELECTIONS[k]);
+        cr_assert(NEAR(num(b, "price"), best[k], 1e-9), "match %lld best %s %.3f, want %.3f",
+                  (long long)match, SELECTIONS[k], num(b, "price"), best[k]);
+        cr_assert(NEAR(edge, p[k] * best[k] - 1.0, 1e-6 * best[k] + 1e-6),
+                  "match %lld edge %s %.6f, want %.6f x %.3f - 1", (long long)match, SELECTIONS[k],
+                  edge, p[k], best[k]);
+    }
+    const json_t *ref = json_object_get(market, "reference");
+    cr_assert_str_eq(json_string_value(json_object_get(ref, "bookmaker")), "pinnacle");
+    cr_assert_str_eq(json_string_value(json_object_get(ref, "margin_method")), "shin");
+    cr_assert_eq(bpm_remove_margin(BPM_MARGIN_SHIN, pin, 3, fair, NULL, NULL), BP_OK);
+    cr_assert(NEAR(num(ref, "overround"), bpm_booksum(pin, 3) - 1.0, 2e-6));
+    cr_assert(NEAR(num(ref, "p_home"), fair[0], 2e-6) && NEAR(num(ref, "p_draw"), fair[1], 2e-6) &&
+                  NEAR(num(ref, "p_away"), fair[2], 2e-6),
+              "match %lld: Pinnacle without its margin %.6f/%.6f/%.6f", (long long)match, fair[0],
+              fair[1], fair[2]);
+}
+
+/* Check every prediction of an ml.predict result; `no_odds` is the one match without odds. */
+static void check_predictions(store *s, const json_t *res, int64_t no_odds)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(res, "predictions"), i, p)
+    {
+        int64_t match = json_integer_value(json_object_get(p, "match_id"));
+        double pm[3] = {num(p, "p_home"), num(p, "p_draw"), num(p, "p_away")};
+        if (match == no_odds) {
+            cr_assert_null(json_object_get(p, "market"), "no odds, no market");
+        } else {
+            check_market(s, match, json_object_get(p, "market"), pm);
+        }
+    }
+}
+
+static json_int_t odds_count(const json_t *rec, const char *key)
+{
+    const json_t *v = json_object_get(json_object_get(json_object_get(rec, "result"), "odds"), key);
+    cr_assert(json_is_integer(v), "result.odds.%s missing", key);
+    return json_integer_value(v);
+}
+
+/* result.odds.<key> of an ml.predict record is `want` (the message shows the job's summary). */
+static void expect_odds(const json_t *rec, const char *key, json_int_t want, const char *why)
+{
+    json_int_t got = odds_count(rec, key);
+    cr_assert_eq(got, want, "odds.%s is %lld, want %lld (%s): %s", key, (long long)got,
+                 (long long)want, why,
+                 json_string_value(json_object_get(json_object_get(rec, "result"), "summary")));
+}
+
+static const char *LAST_DAY = "{\"league\": \"E0\", \"model\": \"dixon_coles\", \"from\": "
+                              "\"2024-05-19\", \"to\": \"2024-05-20\"}";
+
+/* A fixture the store knows before any odds for it: E0 2024-25, on the day of the recorded
+ * The Odds API snapshot. */
+static int64_t add_match_without_odds(store *s)
+{
+    int64_t e0 = league_id(s, "E0"), kickoff = 0, id = 0;
+    bp_error err = {0};
+    cr_assert_eq(util_parse_iso8601("2024-11-23T17:30:00Z", &kickoff, NULL), BP_OK);
+    bp_match_rec m = {.struct_size = sizeof m,
+                      .season = 2024,
+                      .league_id = e0,
+                      .home_team_id = team_id(s, e0, "Liverpool"),
+                      .away_team_id = team_id(s, e0, "Everton"),
+                      .kickoff_ms = kickoff,
+                      .kickoff_exact = 1,
+                      .status = BP_MATCH_SCHEDULED,
+                      .home_goals = -1,
+                      .away_goals = -1,
+                      .ht_home_goals = -1,
+                      .ht_away_goals = -1,
+                      .elapsed = -1,
+                      .source = BP_SOURCE_API_FOOTBALL,
+                      .external_id = "no-odds-yet"};
+    cr_assert_eq(store_upsert_match(s, NULL, &m, &id, NULL, &err), BP_OK, "%s", err.msg);
+    return id;
+}
+
+/* The daemon's own cache counters of one type, through `betpipe cache stats --json`. */
+static json_t *daemon_cache_stats(const char *type)
+{
+    bpt_result r = bpt_betpipe(dd, "cache", "stats", "--json", NULL);
+    cr_assert_eq(r.exit_code, 0, "%s%s", r.out, r.err);
+    json_t *replies = json_loads(r.out, 0, NULL), *reply, *out = NULL;
+    const char *worker;
+    cr_assert(replies, "%s", r.out);
+    cr_assert_eq(json_object_size(replies), 1, "one daemon answers: %s", r.out);
+    json_object_foreach(replies, worker, reply)
+    {
+        out = json_incref(
+            json_object_get(json_object_get(json_object_get(reply, "reply"), "types"), type));
+    }
+    json_decref(replies);
+    bpt_result_free(&r);
+    return out;
+}
+
+Test(ml, predict_compares_with_the_market_read_through_the_cache)
+{
+    import("{\"leagues\": [\"E0\"], \"seasons\": [\"2023-24\"]}");
+    json_t *rec = run_job("ml.train", REFERENCE_TRAIN);
+    cr_assert_str_eq(state_of(rec), "SUCCESS", "%s", error_of(rec));
+    json_decref(rec);
+    store *s = open_store();
+
+    /* The Odds API on loopback, for data.collect_odds */
+    bpt_http *api = bpt_http_start();
+    char base[1024], cfg[2048];
+    snprintf(base, sizeof base, "%s/api-fixtures/the-odds-api/odds", bpt_env("BP_TEST_DATA_DIR"));
+    bpt_http_reply odds_reply = bpt_http_recorded(api, base);
+    bpt_http_script(api, "/v4/sports/soccer_epl/odds", &odds_reply, 1);
+    snprintf(cfg, sizeof cfg,
+             "{\"plugins\": {\"config\": {\"the_odds_api\": {\"api_key\": \"toa-test-key\", "
+             "\"base_url\": \"%s\", \"retry_base_ms\": 20, \"max_attempts\": 2}}}}",
+             bpt_http_url(api));
+    bpt_write_in(dd, "betpipe.json", cfg);
+    pid_t d = bpt_daemon_start(dd, NULL);
+
+    /* first: every match a miss, its odds read from the store (and cached) */
+    rec = run_job("ml.predict", LAST_DAY);
+    cr_assert_str_eq(state_of(rec), "SUCCESS", "%s", error_of(rec));
+    json_t *res = json_object_get(rec, "result");
+    cr_assert_eq(json_integer_value(json_object_get(res, "predicted")), 10);
+    expect_odds(rec, "from_store", 10, "-");
+    expect_odds(rec, "from_cache", 0, "-");
+    expect_odds(rec, "without_odds", 0, "-");
+    expect_odds(rec, "with_market", 10, "-");
+    check_predictions(s, res, 0);
+    int64_t first = json_integer_value(
+        json_object_get(json_array_get(json_object_get(res, "predictions"), 0), "match_id"));
+    json_decref(rec);
+
+    /* again: the odds come from the daemon's cache */
+    rec = run_job("ml.predict", LAST_DAY);
+    cr_assert_str_eq(state_of(rec), "SUCCESS", "%s", error_of(rec));
+    expect_odds(rec, "from_cache", 10, "-");
+    expect_odds(rec, "from_store", 0, "-");
+    check_predictions(s, json_object_get(rec, "result"), 0);
+    json_decref(rec);
+    json_t *st = daemon_cache_stats("odds");
+    cr_assert_eq(json_integer_value(json_object_get(st, "hits")), 10);
+    cr_assert_eq(json_integer_value(json_object_get(st, "misses")), 10);
+    cr_assert_eq(json_integer_value(json_object_get(st, "sets")), 10);
+    json_decref(st);
+
+    /* the stored prediction carries the market too */
+    bp_prediction_query pq = {.struct_size = sizeof pq, .match_id = first};
+    json_t *preds = NULL;
+    cr_assert_eq(store_list_predictions(s, &pq, &preds, NULL), BP_OK);
+    json_t *stored = json_array_get(preds, 0);
+    double pm[3] = {num(stored, "p_home"), num(stored, "p_draw"), num(stored, "p_away")};
+    check_market(s, first, json_object_get(json_object_get(stored, "markets"), "market"), pm);
+    json_decref(preds);
+
+    /* data.collect_odds stores two new matches of 23 and 24 November 2024 and caches their latest
+     * odds; ml.predict reads them from that very entry. A third fixture of the weekend has no odds:
+     * it is predicted, without a market, and looked up again next time (no odds is not cached). */
+    rec = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
+    cr_assert_str_eq(state_of(rec), "SUCCESS", "%s", error_of(rec));
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(rec, "result"), "cached")), 2);
+    json_decref(rec);
+    int64_t no_odds = add_match_without_odds(s);
+    rec = run_job("ml.predict", "{\"league\": \"E0\", \"model\": \"dixon_coles\", \"from\": "
+                                "\"2024-11-23\", \"to\": \"2024-11-25\"}");
+    cr_assert_str_eq(state_of(rec), "SUCCESS", "%s", error_of(rec));
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(rec, "result"), "predicted")),
+                 3);
+    expect_odds(rec, "from_cache", 2, "data.collect_odds's entries are read");
+    expect_odds(rec, "from_store", 0, "-");
+    expect_odds(rec, "without_odds", 1, "-");
+    expect_odds(rec, "with_market", 2, "-");
+    check_predictions(s, json_object_get(rec, "result"), no_odds);
+    json_decref(rec);
+    st = daemon_cache_stats("odds");
+    cr_assert_eq(json_integer_value(json_object_get(st, "hits")), 12);
+    cr_assert_eq(json_integer_value(json_object_get(st, "misses")), 11);
+    json_decref(st);
+    pq.match_id = no_odds;
+    cr_assert_eq(store_list_predictions(s, &pq, &preds, NULL), BP_OK);
+    cr_assert_eq(json_array_size(preds), 1);
+    cr_assert_null(json_object_get(json_object_get(json_array_get(preds, 0), "markets"), "market"),
+                   "the stored prediction of a match without odds has no market");
+    json_decref(preds);
+
+    store_close(s);
+    cr_assert_eq(bpt_stop(d, SIGTERM, 15000), 0);
+    bpt_http_stop(api);
+}
+
+typedef struct predict_hits {
+    int runs;
+    json_int_t from_cache;
+} predict_hits;
+
+/* A bpt_wait_for condition: one more ml.predict, whose odds all came from the cache. */
+static bool predict_hits_the_cache(void *ud)
+{
+    predict_hits *ph = ud;
+    json_t *rec = run_job("ml.predict", LAST_DAY);
+    cr_assert_str_eq(state_of(rec), "SUCCESS", "after the restart: %s", error_of(rec));
+    ph->runs++;
+    ph->from_cache = odds_count(rec, "from_cache");
+    json_decref(rec);
+    return ph->from_cache == 10;
+}
+
+typedef struct shared_hits {
+    json_int_t want;
+    json_int_t seen;
+} shared_hits;
+
+/* A bpt_wait_for condition: the shared counters (flushed by the daemon about once a second)
+ * show `want` odds hits to `betpipe cache stats`, which reads the Redis cache itself. */
+static bool cli_sees_odds_hits(void *ud)
+{
+    shared_hits *sh = ud;
+    bpt_result r = bpt_betpipe(dd, "cache", "stats", "--json", NULL);
+    json_t *st = json_loads(r.out, 0, NULL);
+    cr_assert(st, "cache stats: %s%s", r.out, r.err);
+    sh->seen = json_integer_value(
+        json_object_get(json_object_get(json_object_get(st, "types"), "odds"), "hits"));
+    json_decref(st);
+    bpt_result_free(&r);
+    return sh->seen == sh->want;
+}
+
+Test(ml, predict_rides_out_a_redis_cache_stopped_mid_run)
+{
+    bpt_redis *srv = bpt_redis_start(NULL);
+    setenv("BETPIPE_CACHE_URL", bpt_redis_url(srv), 1);
+    import("{\"leagues\": [\"E0\"], \"seasons\": [\"2023-24\"]}");
+    json_t *rec = run_job("ml.train", REFERENCE_TRAIN);
+    cr_assert_str_eq(state_of(rec), "SUCCESS", "%s", error_of(rec));
+    json_decref(rec);
+    pid_t d = bpt_daemon_start(dd, NULL);
+    char log[1024];
+    snprintf(log, sizeof log, "%s/daemon.log", dd);
+
+    rec = run_job("ml.predict", LAST_DAY);
+    cr_assert_str_eq(state_of(rec), "SUCCESS", "%s", error_of(rec));
+    expect_odds(rec, "from_store", 10, "-");
+    json_decref(rec);
+    rec = run_job("ml.predict", LAST_DAY);
+    expect_odds(rec, "from_cache", 10, "the Redis cache serves the second run");
+    json_decref(rec);
+    shared_hits sh = {.want = 10};
+    cr_assert(bpt_wait_for(cli_sees_odds_hits, &sh, 10000),
+              "cache stats shows the daemon's odds hits (saw %lld)", (long long)sh.seen);
+
+    /* Redis goes away under the running daemon: the jobs compute from the store */
+    bpt_redis_stop(srv);
+    for (int i = 0; i < 2; i++) {
+        rec = run_job("ml.predict", LAST_DAY);
+        cr_assert_str_eq(state_of(rec), "SUCCESS", "with the cache down: %s", error_of(rec));
+        expect_odds(rec, "from_store", 10, "-");
+        expect_odds(rec, "with_market", 10, "the market is still there");
+        json_decref(rec);
+    }
+    cr_assert_eq(bpt_count_in_file(log, "WARN cache backend unavailable"), 1,
+                 "one warning for the outage");
+
+    /* and back: the cache recovers by itself */
+    bpt_redis_restart(srv);
+    predict_hits ph = {0};
+    cr_assert(bpt_wait_for(predict_hits_the_cache, &ph, 30000),
+              "the cache did not come back (%d runs, last %lld from the cache)", ph.runs,
+              (long long)ph.from_cache);
+    cr_assert_eq(bpt_count_in_file(log, "INFO cache backend recovered"), 1);
+    cr_assert_eq(bpt_count_in_file(log, "WARN cache backend unavailable"), 1);
+    cr_assert_eq(bpt_stop(d, SIGTERM, 15000), 0);
+    bpt_redis_free(srv);
 }
 
 /* One row of bench_models' table: "  <label>  n  rps  logloss  brier  acc ..." */
