@@ -44,7 +44,10 @@ void cs_count_outcome(json_t *report, const char *key, int32_t outcome);
 void cs_reject(json_t *report, const char *request, const char *path, const char *reason);
 /* A request that failed: {"request", "error", "status"}. */
 void cs_error(json_t *report, const char *request, int code, const char *message);
-/* Append `text` to the string list `key` unless it is there already. */
+/* report[group][key] += 1, creating the group object (e.g. "by_status", "scheduled"). */
+void cs_count_key(json_t *report, const char *group, const char *key);
+/* Append `text` to the string list `key` (created when absent) unless it is there already. At
+ * most 100 are listed. */
 void cs_note(json_t *report, const char *key, const char *text);
 /* Append `id` to the integer list `key` unless it is there already. */
 void cs_add_id(json_t *report, const char *key, int64_t id);
