@@ -5,7 +5,8 @@
  * team statistics into the store; every recorded error body; quota exhaustion (a persisted
  * pause, no further request); a 429 then success; malformed JSON; a body cut short; nothing
  * configured; keys that never show up in output. data.collect_fixtures by league and season, by
- * date range and by default, with ml.predict finding the upcoming ones.
+ * date range and by default, with ml.predict finding the upcoming ones; what collect_odds and
+ * collect_stats put in a daemon's cache, read back with `betpipe cache get`.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -956,4 +957,169 @@ Test(collectors, upcoming_fixtures_are_what_ml_predict_predicts, .timeout = 600)
     const json_t *p = json_array_get(json_object_get(result_of(j), "predictions"), 0);
     cr_assert_eq(json_integer_value(json_object_get(p, "match_id")), chelsea_arsenal);
     json_decref(j);
+}
+
+/* ---- what the collect jobs leave in the cache -------------------------------------------------
+ */
+
+/* The value a running daemon's cache holds for `type` and `filters` (`betpipe cache get`), or
+ * NULL. */
+static json_t *cached(const char *type, const char *filters)
+{
+    bpt_result r = bpt_betpipe(dd, "cache", "get", type, filters, "--json", NULL);
+    json_t *replies = json_loads(r.out, 0, NULL), *reply, *value = NULL;
+    const char *worker;
+    cr_assert(replies, "cache get %s %s: exit %d\n%s%s", type, filters, r.exit_code, r.out, r.err);
+    json_object_foreach(replies, worker, reply)
+    {
+        json_t *v = json_object_get(json_object_get(reply, "reply"), "value");
+        if (v && !value) {
+            value = json_incref(v);
+        }
+    }
+    json_decref(replies);
+    bpt_result_free(&r);
+    return value;
+}
+
+/* The price of one quote in a get_odds array, or 0. */
+static double price_of(const json_t *quotes, const char *bookmaker, const char *selection)
+{
+    size_t i;
+    json_t *q;
+    json_array_foreach(quotes, i, q)
+    {
+        if (strcmp(json_string_value(json_object_get(q, "bookmaker")), bookmaker) == 0 &&
+            strcmp(json_string_value(json_object_get(q, "market")), "1x2") == 0 &&
+            strcmp(json_string_value(json_object_get(q, "selection")), selection) == 0) {
+            return json_number_value(json_object_get(q, "price"));
+        }
+    }
+    return 0;
+}
+
+Test(collectors, collect_odds_caches_each_matchs_latest_prices)
+{
+    configure(false, true, "", "");
+    serve("/v4/sports/soccer_epl/odds", "the-odds-api/odds");
+    daemon_pid = bpt_daemon_start(dd, NULL);
+    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
+    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    cr_assert_eq(json_integer_value(json_object_get(result_of(j), "cached")), 2);
+    json_decref(j);
+
+    store *s = open_store();
+    int64_t match = 0;
+    cr_assert_eq(store_find_match(s, NULL, BP_SOURCE_THE_ODDS_API,
+                                  "f4da400bb47c7fdcc0608ae9efe414b7", &match, NULL),
+                 BP_OK);
+    char filters[64];
+    snprintf(filters, sizeof filters, "{\"match_id\": %lld}", (long long)match);
+    json_t *v = cached("odds", filters);
+    cr_assert(v, "the daemon's cache holds the odds of match %lld", (long long)match);
+    /* the recorded prices: Pinnacle 2.66 / 3.45 / 2.78, William Hill 2.6 / 3.4 / 2.7 */
+    cr_assert_float_eq(price_of(v, "pinnacle", "home"), 2.66, 1e-9);
+    cr_assert_float_eq(price_of(v, "pinnacle", "draw"), 3.45, 1e-9);
+    cr_assert_float_eq(price_of(v, "williamhill", "away"), 2.7, 1e-9);
+    json_t *stored = NULL;
+    cr_assert_eq(store_get_odds(s, match, -1, BP_ODDS_LATEST, &stored, NULL), BP_OK);
+    cr_assert(json_equal(v, stored), "the cache holds the store's latest odds of the match");
+    json_decref(stored);
+    json_decref(v);
+
+    /* Pinnacle moves Chelsea to 2.50: the cache now holds the new price, not the old one */
+    json_t *doc = rec_json("the-odds-api/odds");
+    json_t *pin = json_array_get(
+        json_object_get(json_array_get(json_object_get(json_array_get(doc, 0), "bookmakers"), 1),
+                        "markets"),
+        0);
+    json_object_set_new(pin, "last_update", json_string("2024-11-23T17:00:00Z"));
+    json_object_set_new(json_array_get(json_object_get(pin, "outcomes"), 0), "price",
+                        json_real(2.5));
+    serve_json("/v4/sports/soccer_epl/odds", "the-odds-api/odds", doc);
+    json_decref(doc);
+    j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
+    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    cr_assert_eq(counter(source(j, "the_odds_api"), "odds", "inserted"), 1, "one new snapshot");
+    json_decref(j);
+    v = cached("odds", filters);
+    cr_assert(v);
+    cr_assert_float_eq(price_of(v, "pinnacle", "home"), 2.5, 1e-9);
+    cr_assert_float_eq(price_of(v, "pinnacle", "draw"), 3.45, 1e-9);
+    json_decref(v);
+    store_close(s);
+    cr_assert_eq(bpt_stop(daemon_pid, SIGTERM, 15000), 0);
+    daemon_pid = 0;
+}
+
+Test(collectors, collect_stats_caches_team_stats_the_leagues_and_their_teams)
+{
+    configure(true, false, "", "");
+    serve("/standings", "api-football/standings");
+    serve("/teams/statistics", "api-football/teams-statistics");
+    daemon_pid = bpt_daemon_start(dd, NULL);
+    json_t *j = run_job("data.collect_stats", "{\"leagues\": [\"E0\"], \"season\": 2024}");
+    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    json_decref(j);
+
+    /* static: the league list */
+    json_t *leagues = cached("static", "{\"kind\": \"leagues\"}");
+    cr_assert(json_is_array(leagues), "the league list is cached");
+    const json_t *e0 = NULL;
+    size_t i;
+    json_t *l;
+    json_array_foreach(leagues, i, l)
+    {
+        if (strcmp(json_string_value(json_object_get(l, "code")), "E0") == 0) {
+            e0 = l;
+        }
+    }
+    cr_assert(e0, "E0 is among the cached leagues");
+    cr_assert_eq(json_integer_value(json_object_get(e0, "af_league_id")), 39);
+    cr_assert_str_eq(json_string_value(json_object_get(e0, "toa_sport_key")), "soccer_epl");
+    int64_t e0_id = json_integer_value(json_object_get(e0, "id"));
+
+    /* static: the teams of E0, which now include the standings' clubs */
+    json_t *teams = cached("static", "{\"kind\": \"teams\", \"league\": \"E0\"}");
+    cr_assert(json_is_array(teams), "E0's teams are cached");
+    static const char *const clubs[] = {"Liverpool", "Man City", "Wolves"};
+    int64_t liverpool = 0;
+    for (size_t k = 0; k < 3; k++) {
+        bool found = false;
+        json_t *t;
+        json_array_foreach(teams, i, t)
+        {
+            if (strcmp(json_string_value(json_object_get(t, "name")), clubs[k]) == 0) {
+                found = true;
+                if (k == 0) {
+                    liverpool = json_integer_value(json_object_get(t, "id"));
+                }
+            }
+        }
+        cr_assert(found, "%s is among E0's cached teams", clubs[k]);
+    }
+    store *s = open_store();
+    json_t *stored = NULL;
+    cr_assert_eq(store_list_teams(s, e0_id, &stored, NULL), BP_OK);
+    cr_assert(json_equal(teams, stored), "the cache holds the store's teams of E0");
+    json_decref(stored);
+
+    /* stats: Liverpool's season */
+    char filters[80];
+    snprintf(filters, sizeof filters, "{\"team_id\": %lld, \"season\": 2024}",
+             (long long)liverpool);
+    json_t *stats = cached("stats", filters);
+    cr_assert(json_is_array(stats), "Liverpool's statistics are cached");
+    const json_t *row = json_array_get(stats, 0);
+    cr_assert_eq(json_integer_value(json_object_get(row, "rank")), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(row, "source")), BP_SOURCE_API_FOOTBALL);
+    cr_assert_eq(store_get_team_stats(s, liverpool, 2024, &stored, NULL), BP_OK);
+    cr_assert(json_equal(stats, stored), "the cache holds the store's statistics");
+    json_decref(stored);
+    store_close(s);
+    json_decref(stats);
+    json_decref(teams);
+    json_decref(leagues);
+    cr_assert_eq(bpt_stop(daemon_pid, SIGTERM, 15000), 0);
+    daemon_pid = 0;
 }
