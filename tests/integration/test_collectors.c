@@ -422,6 +422,8 @@ Test(collectors, api_football_malformed_and_truncated_bodies)
     json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
     cr_assert_str_eq(state_of(j), "FAILURE");
     cr_assert(strstr(error_of(j), "not valid JSON"), "%s", error_of(j));
+    cr_assert(strstr(error_of(j), "GET /odds?league=39&season="), "names the request: %s",
+              error_of(j));
     json_decref(j);
 
     bpt_http_reply cut = rec("api-football/odds");
@@ -545,6 +547,71 @@ Test(collectors, the_odds_api_keeps_its_credit_reserve)
     cr_assert(strstr(error_of(j), "not enough credits"), "%s", error_of(j));
     cr_assert_eq(bpt_http_hits(srv, "/v4/sports/soccer_epl/odds"), 1, "the credits are known");
     json_decref(j);
+}
+
+Test(collectors, the_odds_api_malformed_truncated_and_non_json_bodies)
+{
+    /* what is stored before the bad bodies arrive */
+    configure(false, true, "", "");
+    serve("/v4/sports/soccer_epl/odds", "the-odds-api/odds");
+    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
+    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    json_int_t odds = counter(source(j, "the_odds_api"), "odds", "inserted");
+    json_decref(j);
+    store *s = open_store();
+    int64_t match = 0;
+    cr_assert_eq(store_find_match(s, NULL, BP_SOURCE_THE_ODDS_API,
+                                  "f4da400bb47c7fdcc0608ae9efe414b7", &match, NULL),
+                 BP_OK);
+    json_t *before = NULL;
+    cr_assert_eq(store_get_odds(s, match, -1, BP_ODDS_ALL, &before, NULL), BP_OK);
+    store_close(s);
+
+    bpt_http_reply recorded = rec("the-odds-api/odds");
+    /* a complete response whose JSON stops halfway (Content-Length matches) */
+    bpt_http_reply half = recorded;
+    half.body_len = 700;
+    /* the connection dropped mid-body (Content-Length not met): retried, then given up */
+    bpt_http_reply cut = recorded;
+    cut.truncate_after = 700;
+    /* a proxy's HTML page with 200 */
+    bpt_http_reply html = {.status = 200,
+                           .headers = "Content-Type: text/html",
+                           .body = "<html><body><h1>Service temporarily unavailable</h1>"
+                                   "</body></html>"};
+    static const struct {
+        const char *what, *expect;
+        size_t hits;
+    } cases[] = {
+        {"JSON cut short", "not valid JSON", 1},
+        {"connection dropped mid-body", "the connection closed before the whole body", 2},
+        {"an HTML page", "not valid JSON", 1},
+    };
+    const bpt_http_reply *replies[] = {&half, &cut, &html};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t hits = bpt_http_hits(srv, "/v4/sports/soccer_epl/odds");
+        bpt_http_script(srv, "/v4/sports/soccer_epl/odds", replies[i], 1);
+        j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
+        cr_assert_str_eq(state_of(j), "FAILURE", "%s", cases[i].what);
+        cr_assert(strstr(error_of(j), cases[i].expect), "%s: %s", cases[i].what, error_of(j));
+        cr_assert(strstr(error_of(j), "GET ") && strstr(error_of(j), "/v4/sports/soccer_epl/odds?"),
+                  "%s: the error names the request: %s", cases[i].what, error_of(j));
+        cr_assert_eq(bpt_http_hits(srv, "/v4/sports/soccer_epl/odds") - hits, cases[i].hits, "%s",
+                     cases[i].what);
+        json_decref(j);
+    }
+
+    /* nothing stored was lost or changed */
+    s = open_store();
+    json_t *after = NULL, *arr = all_matches(s);
+    cr_assert_eq(json_array_size(arr), 2);
+    cr_assert_eq(store_get_odds(s, match, -1, BP_ODDS_ALL, &after, NULL), BP_OK);
+    cr_assert(json_equal(before, after), "the stored odds are as before the bad bodies");
+    cr_assert_gt(odds, 0);
+    json_decref(arr);
+    json_decref(before);
+    json_decref(after);
+    store_close(s);
 }
 
 /* ---- live: both sources, one set of matches -----------------------------------------------------
