@@ -219,9 +219,9 @@ static int af_get(af_run *r, const char *endpoint, const af_param *p, size_t n,
 }
 
 /*
- * What to do with a failed request or parse (rc != BP_OK, api_err filled by afparse). Quota and
- * key problems stop the run; a malformed payload is a rejected entry; the rest is an error of
- * that request.
+ * What to do with a failed request or parse (rc != BP_OK, api_err filled by afparse, NULL when
+ * the HTTP client failed). Quota and key problems stop the run; a malformed payload is a rejected
+ * entry; the rest is an error of that request.
  */
 static void request_failed(af_run *r, const char *req, int rc, const af_api_error *ae,
                            const bp_error *err)
@@ -239,15 +239,8 @@ static void request_failed(af_run *r, const char *req, int rc, const af_api_erro
     } else {
         cs_error(r->report, req, rc, err->msg);
     }
-    if (ae) {
-        /* The answer came and is the problem (or storing it was): the job's error says which
-         * request it was. A transport failure (ae NULL) names the URL already. */
-        bp_error named = *err;
-        bp_err_prefix(&named, "%s: ", req);
-        run_fail(r, rc, &named);
-    } else {
-        run_fail(r, rc, err);
-    }
+    bp_error named = cs_request_error(req, err, ae == NULL);
+    run_fail(r, rc, &named);
     BP_LOGW(r->h, "%s failed: %s", req, err->msg);
 }
 
@@ -401,7 +394,8 @@ static int fixtures_get(af_run *r, const af_param *p, size_t n)
     rc = store_fixtures(r, f, req, &err);
     af_fixtures_free(f);
     if (rc != BP_OK) {
-        request_failed(r, req, rc, NULL, &err);
+        ae.kind = AF_ERR_HTTP; /* a store failure, not a malformed payload */
+        request_failed(r, req, rc, &ae, &err);
         return rc;
     }
     r->ok_requests++;
@@ -667,7 +661,8 @@ static int collect_odds(af_run *r, const json_t *leagues, int32_t season)
             rc = store_odds_page(r, o, req, &err);
             af_odds_free(o);
             if (rc != BP_OK) {
-                request_failed(r, req, rc, NULL, &err);
+                ae.kind = AF_ERR_HTTP; /* a store failure, not a malformed payload */
+                request_failed(r, req, rc, &ae, &err);
                 break;
             }
             r->ok_requests++;

@@ -121,6 +121,15 @@ void cs_error(json_t *report, const char *request, int code, const char *message
                                     "status", bp_status_str(code)));
 }
 
+bp_error cs_request_error(const char *request, const bp_error *err, bool from_http)
+{
+    bp_error named = *err;
+    if (!from_http) {
+        bp_err_prefix(&named, "%s: ", request);
+    }
+    return named;
+}
+
 void cs_count_key(json_t *report, const char *group, const char *key)
 {
     json_t *g = json_object_get(report, group);

@@ -11,6 +11,7 @@
 #ifndef BP_COLLECT_CSUPPORT_H
 #define BP_COLLECT_CSUPPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,11 @@ void cs_note(json_t *report, const char *key, const char *text);
 void cs_add_id(json_t *report, const char *key, int64_t id);
 /* report.requests += 1 */
 void cs_count_request(json_t *report);
+/* The error a failed request leaves for the job: `err` as it is when the HTTP client failed
+ * (from_http: its message names the URL, key masked), else prefixed with the request, because a
+ * parser's or the store's message does not say which one it was ("GET /odds?league=39: not valid
+ * JSON ..."). */
+bp_error cs_request_error(const char *request, const bp_error *err, bool from_http);
 
 /* ---- state kept across runs ---------------------------------------------------------------- */
 

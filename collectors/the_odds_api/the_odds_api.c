@@ -198,15 +198,9 @@ static void request_failed(toa_run *r, const char *req, int rc, const toa_api_er
     } else {
         cs_error(r->report, req, rc, err->msg);
     }
-    if (ae) {
-        /* The answer came and is the problem (or storing it was): the job's error says which
-         * request it was. A transport failure (ae NULL) names the URL already. */
-        bp_error named = *err;
-        bp_err_prefix(&named, "%s: ", req);
-        run_fail(r, rc, &named);
-    } else {
-        run_fail(r, rc, err);
-    }
+    /* ae is NULL when the HTTP client failed: its message names the URL */
+    bp_error named = cs_request_error(req, err, ae == NULL);
+    run_fail(r, rc, &named);
     BP_LOGW(r->h, "%s failed: %s", req, err->msg);
 }
 

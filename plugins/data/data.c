@@ -85,23 +85,30 @@ static json_int_t count_of(const json_t *report, const char *group, const char *
     return json_integer_value(json_object_get(json_object_get(report, group), key));
 }
 
+/* "380 matches (380 new, 0 updated, 0 unchanged)" for the counter group `group` of `report`. */
+static void counts_text(char *buf, size_t len, const json_t *report, const char *group,
+                        json_int_t total, const char *noun)
+{
+    snprintf(buf, len, "%lld %s (%lld new, %lld updated, %lld unchanged)", (long long)total, noun,
+             (long long)count_of(report, group, "inserted"),
+             (long long)count_of(report, group, "updated"),
+             (long long)count_of(report, group, "unchanged"));
+}
+
+static json_int_t counts_total(const json_t *report, const char *group)
+{
+    return count_of(report, group, "inserted") + count_of(report, group, "updated") +
+           count_of(report, group, "unchanged");
+}
+
 static void summarise_import(json_t *report)
 {
-    char text[512];
-    snprintf(text, sizeof text,
-             "%lld files: %lld matches (%lld new, %lld updated, %lld unchanged), %lld odds (%lld "
-             "new, %lld updated, %lld unchanged), %lld rows rejected, %lld files failed",
-             (long long)json_integer_value(json_object_get(report, "files")),
-             (long long)json_integer_value(json_object_get(report, "rows")),
-             (long long)count_of(report, "matches", "inserted"),
-             (long long)count_of(report, "matches", "updated"),
-             (long long)count_of(report, "matches", "unchanged"),
-             (long long)(count_of(report, "odds", "inserted") +
-                         count_of(report, "odds", "updated") +
-                         count_of(report, "odds", "unchanged")),
-             (long long)count_of(report, "odds", "inserted"),
-             (long long)count_of(report, "odds", "updated"),
-             (long long)count_of(report, "odds", "unchanged"),
+    char text[512], matches[160], odds[160];
+    counts_text(matches, sizeof matches, report, "matches",
+                json_integer_value(json_object_get(report, "rows")), "matches");
+    counts_text(odds, sizeof odds, report, "odds", counts_total(report, "odds"), "odds");
+    snprintf(text, sizeof text, "%lld files: %s, %s, %lld rows rejected, %lld files failed",
+             (long long)json_integer_value(json_object_get(report, "files")), matches, odds,
              (long long)json_integer_value(json_object_get(report, "rejected_rows")),
              (long long)json_integer_value(json_object_get(report, "files_failed")));
     json_object_set_new(report, "summary", json_string(text));
@@ -480,14 +487,10 @@ static void summarise_fixtures(json_t *result)
     char text[512];
     const char *status;
     json_t *n;
-    int used = snprintf(text, sizeof text,
-                        "%lld fixtures (%lld new, %lld updated, %lld unchanged), %lld rejected",
-                        (long long)(count_of(totals, "matches", "inserted") +
-                                    count_of(totals, "matches", "updated") +
-                                    count_of(totals, "matches", "unchanged")),
-                        (long long)count_of(totals, "matches", "inserted"),
-                        (long long)count_of(totals, "matches", "updated"),
-                        (long long)count_of(totals, "matches", "unchanged"),
+    char counts[160];
+    counts_text(counts, sizeof counts, totals, "matches", counts_total(totals, "matches"),
+                "fixtures");
+    int used = snprintf(text, sizeof text, "%s, %lld rejected", counts,
                         (long long)json_integer_value(json_object_get(totals, "rejected")));
     json_object_foreach(by_status, status, n)
     {

@@ -132,6 +132,23 @@ static const char *error_of(const json_t *j)
     return e ? e : "";
 }
 
+/* run_job for a job that must fail with `expect` in its error. */
+static json_t *run_fails(const char *type, const char *args, const char *expect)
+{
+    json_t *j = run_job(type, args);
+    cr_assert_str_eq(state_of(j), "FAILURE", "%s %s", type, args);
+    cr_assert(strstr(error_of(j), expect), "%s %s: %s", type, args, error_of(j));
+    return j;
+}
+
+/* run_job for a job that must succeed. */
+static json_t *run_ok(const char *type, const char *args)
+{
+    json_t *j = run_job(type, args);
+    cr_assert_str_eq(state_of(j), "SUCCESS", "%s %s: %s", type, args, error_of(j));
+    return j;
+}
+
 static const json_t *source(const json_t *j, const char *name)
 {
     return json_object_get(json_object_get(json_object_get(j, "result"), "sources"), name);
@@ -178,9 +195,7 @@ static const json_t *match_of(const json_t *arr, const char *home)
 Test(collectors, nothing_configured_fails_and_says_what_to_configure)
 {
     configure(false, false, "", "");
-    json_t *j = run_job("data.collect_odds", "{}");
-    cr_assert_str_eq(state_of(j), "FAILURE");
-    cr_assert(strstr(error_of(j), "nothing is configured to collect odds"), "%s", error_of(j));
+    json_t *j = run_fails("data.collect_odds", "{}", "nothing is configured to collect odds");
     cr_assert(strstr(error_of(j), "BETPIPE_API_FOOTBALL_KEY") &&
                   strstr(error_of(j), "BETPIPE_ODDS_API_KEY"),
               "%s", error_of(j));
@@ -193,8 +208,7 @@ Test(collectors, the_odds_api_odds_with_the_other_source_skipped)
     configure(false, false, "", "");
     setenv("BETPIPE_ODDS_API_KEY", TOA_KEY, 1); /* the key from the environment */
     serve("/v4/sports/soccer_epl/odds", "the-odds-api/odds");
-    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    json_t *j = run_ok("data.collect_odds", "{\"leagues\": [\"E0\"]}");
     cr_assert(strstr(json_string_value(json_object_get(source(j, "api_football"), "skipped")),
                      "no API-Football key"));
     const json_t *toa = source(j, "the_odds_api");
@@ -216,8 +230,7 @@ Test(collectors, the_odds_api_odds_with_the_other_source_skipped)
     json_decref(j);
 
     /* the same snapshot again: nothing new */
-    j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    j = run_ok("data.collect_odds", "{\"leagues\": [\"E0\"]}");
     toa = source(j, "the_odds_api");
     cr_assert_eq(counter(toa, "odds", "inserted"), 0);
     cr_assert_eq(counter(toa, "odds", "unchanged"), odds);
@@ -248,8 +261,7 @@ Test(collectors, api_football_odds_fetch_their_fixtures_and_store_both)
     configure(true, false, "", "");
     serve("/odds", "api-football/odds");
     serve("/fixtures", "api-football/fixtures");
-    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"], \"season\": 2024}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    json_t *j = run_ok("data.collect_odds", "{\"leagues\": [\"E0\"], \"season\": 2024}");
     const json_t *af = source(j, "api_football");
     cr_assert_eq(json_integer_value(json_object_get(af, "requests")), 2, "odds, then fixtures");
     cr_assert_eq(counter(af, "matches", "inserted"), 3);
@@ -289,8 +301,7 @@ Test(collectors, api_football_odds_pages_and_unknown_fixture_rejected)
     configure(true, false, "", "");
     serve("/odds", "api-football/odds-paged");
     serve("/fixtures", "api-football/fixtures");
-    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"], \"season\": 2024}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    json_t *j = run_ok("data.collect_odds", "{\"leagues\": [\"E0\"], \"season\": 2024}");
     cr_assert_eq(bpt_http_hits(srv, "/odds"), 3, "pages 1, 2 and 3");
     bpt_http_seen seen;
     cr_assert(bpt_http_request_seen(srv, "/odds", 2, &seen));
@@ -340,8 +351,7 @@ Test(collectors, api_football_429_then_success)
     bpt_http_reply r[2] = {rec("api-football/error-ratelimit-429"), rec("api-football/odds")};
     bpt_http_script(srv, "/odds", r, 2);
     serve("/fixtures", "api-football/fixtures");
-    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    json_t *j = run_ok("data.collect_odds", "{\"leagues\": [\"E0\"]}");
     cr_assert_eq(bpt_http_hits(srv, "/odds"), 2);
     cr_assert_gt(counter(source(j, "api_football"), "odds", "inserted"), 0);
     json_decref(j);
@@ -352,9 +362,7 @@ Test(collectors, api_football_daily_quota_error_pauses_and_no_request_follows)
     char path[1024];
     configure(true, false, "", "");
     serve("/odds", "api-football/error-daily-quota-200");
-    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\", \"SP1\"]}");
-    cr_assert_str_eq(state_of(j), "FAILURE");
-    cr_assert(strstr(error_of(j), "paused until"), "%s", error_of(j));
+    json_t *j = run_fails("data.collect_odds", "{\"leagues\": [\"E0\", \"SP1\"]}", "paused until");
     cr_assert(strstr(error_of(j), "request limit for the day"), "%s", error_of(j));
     cr_assert_eq(bpt_http_hits(srv, "/odds"), 1, "SP1 is not asked once the day is over");
     json_decref(j);
@@ -364,9 +372,7 @@ Test(collectors, api_football_daily_quota_error_pauses_and_no_request_follows)
     cr_assert(!strstr(state, AF_KEY));
     free(state);
     /* another process, later: not a single request */
-    j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
-    cr_assert_str_eq(state_of(j), "FAILURE");
-    cr_assert(strstr(error_of(j), "no request made"), "%s", error_of(j));
+    j = run_fails("data.collect_odds", "{\"leagues\": [\"E0\"]}", "no request made");
     cr_assert_eq(bpt_http_hits(srv, "/odds"), 1);
     json_decref(j);
 }
@@ -403,8 +409,7 @@ Test(collectors, api_football_minute_limit_waits)
                    "X-RateLimit-Remaining: 0\r\n";
     bpt_http_script(srv, "/odds", &page, 1);
     serve("/fixtures", "api-football/fixtures");
-    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    json_t *j = run_ok("data.collect_odds", "{\"leagues\": [\"E0\"]}");
     cr_assert_eq(bpt_http_hits(srv, "/odds"), 3);
     cr_assert_eq(json_integer_value(json_object_get(source(j, "api_football"), "minute_waits")), 3,
                  "every request after a response with X-RateLimit-Remaining 0 waited");
@@ -419,9 +424,7 @@ Test(collectors, api_football_malformed_and_truncated_bodies)
                           .body =
                               "{\"get\": \"odds\", \"errors\": [], \"response\": [{\"fixture\""};
     bpt_http_script(srv, "/odds", &bad, 1);
-    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
-    cr_assert_str_eq(state_of(j), "FAILURE");
-    cr_assert(strstr(error_of(j), "not valid JSON"), "%s", error_of(j));
+    json_t *j = run_fails("data.collect_odds", "{\"leagues\": [\"E0\"]}", "not valid JSON");
     cr_assert(strstr(error_of(j), "GET /odds?league=39&season="), "names the request: %s",
               error_of(j));
     json_decref(j);
@@ -450,8 +453,7 @@ Test(collectors, api_football_standings_and_team_statistics)
     configure(true, false, "", "");
     serve("/standings", "api-football/standings");
     serve("/teams/statistics", "api-football/teams-statistics");
-    json_t *j = run_job("data.collect_stats", "{\"leagues\": [\"E0\"], \"season\": 2024}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    json_t *j = run_ok("data.collect_stats", "{\"leagues\": [\"E0\"], \"season\": 2024}");
     const json_t *af = source(j, "api_football");
     cr_assert_eq(bpt_http_hits(srv, "/teams/statistics"), 3, "one per team of the standings");
     /* 3 standings rows + Manchester United's statistics (the recorded body for every team) */
@@ -506,8 +508,7 @@ Test(collectors, the_odds_api_error_bodies)
     bpt_http_reply r[2] = {rec("the-odds-api/error-429-exceeded-freq-limit"),
                            rec("the-odds-api/odds")};
     bpt_http_script(srv, "/v4/sports/soccer_epl/odds", r, 2);
-    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    json_t *j = run_ok("data.collect_odds", "{\"leagues\": [\"E0\"]}");
     json_decref(j);
 }
 
@@ -515,15 +516,11 @@ Test(collectors, the_odds_api_out_of_credits_pauses)
 {
     configure(false, true, "", "");
     serve("/v4/sports/soccer_epl/odds", "the-odds-api/error-401-out-of-usage-credits");
-    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\", \"SP1\"]}");
-    cr_assert_str_eq(state_of(j), "FAILURE");
-    cr_assert(strstr(error_of(j), "paused until"), "%s", error_of(j));
+    json_t *j = run_fails("data.collect_odds", "{\"leagues\": [\"E0\", \"SP1\"]}", "paused until");
     cr_assert(strstr(error_of(j), "Usage quota has been reached"), "%s", error_of(j));
     cr_assert_eq(bpt_http_hits(srv, "/v4/sports/soccer_spain_la_liga/odds"), 0);
     json_decref(j);
-    j = run_job("data.collect_live", "{\"leagues\": [\"E0\"]}");
-    cr_assert_str_eq(state_of(j), "FAILURE");
-    cr_assert(strstr(error_of(j), "no request made"), "%s", error_of(j));
+    j = run_fails("data.collect_live", "{\"leagues\": [\"E0\"]}", "no request made");
     cr_assert_eq(bpt_http_hits(srv, "/v4/sports/soccer_epl/scores"), 0);
     cr_assert_eq(bpt_http_hits(srv, "/v4/sports/soccer_epl/odds"), 1);
     json_decref(j);
@@ -536,15 +533,12 @@ Test(collectors, the_odds_api_keeps_its_credit_reserve)
     configure(false, true, "", "\"credit_reserve\": 390");
     serve("/v4/sports/soccer_epl/odds", "the-odds-api/odds");
     serve("/v4/sports/soccer_spain_la_liga/odds", "the-odds-api/odds");
-    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\", \"SP1\"]}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    json_t *j = run_ok("data.collect_odds", "{\"leagues\": [\"E0\", \"SP1\"]}");
     cr_assert(strstr(json_string_value(json_object_get(source(j, "the_odds_api"), "incomplete")),
                      "not enough credits"));
     cr_assert_eq(bpt_http_hits(srv, "/v4/sports/soccer_spain_la_liga/odds"), 0);
     json_decref(j);
-    j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
-    cr_assert_str_eq(state_of(j), "FAILURE");
-    cr_assert(strstr(error_of(j), "not enough credits"), "%s", error_of(j));
+    j = run_fails("data.collect_odds", "{\"leagues\": [\"E0\"]}", "not enough credits");
     cr_assert_eq(bpt_http_hits(srv, "/v4/sports/soccer_epl/odds"), 1, "the credits are known");
     json_decref(j);
 }
@@ -554,8 +548,7 @@ Test(collectors, the_odds_api_malformed_truncated_and_non_json_bodies)
     /* what is stored before the bad bodies arrive */
     configure(false, true, "", "");
     serve("/v4/sports/soccer_epl/odds", "the-odds-api/odds");
-    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    json_t *j = run_ok("data.collect_odds", "{\"leagues\": [\"E0\"]}");
     json_int_t odds = counter(source(j, "the_odds_api"), "odds", "inserted");
     json_decref(j);
     store *s = open_store();
@@ -622,8 +615,7 @@ Test(collectors, live_from_both_sources_lands_on_the_same_matches)
     configure(true, true, "", "");
     serve("/fixtures", "api-football/fixtures");
     serve("/v4/sports/soccer_epl/scores", "the-odds-api/scores");
-    json_t *j = run_job("data.collect_live", "{\"leagues\": [\"E0\"]}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    json_t *j = run_ok("data.collect_live", "{\"leagues\": [\"E0\"]}");
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "result"), "sources_ok")),
                  2);
     bpt_http_seen seen;
@@ -692,8 +684,7 @@ Test(collectors, fixtures_by_league_and_season_then_unchanged)
 {
     configure(true, false, "", "");
     serve("/fixtures", "api-football/fixtures");
-    json_t *j = run_job("data.collect_fixtures", "{\"leagues\": [\"E0\"], \"season\": 2024}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    json_t *j = run_ok("data.collect_fixtures", "{\"leagues\": [\"E0\"], \"season\": 2024}");
     bpt_http_seen seen;
     cr_assert(bpt_http_request_seen(srv, "/fixtures", 0, &seen));
     cr_assert(strstr(seen.uri, "league=39") && strstr(seen.uri, "season=2024"), "%s", seen.uri);
@@ -738,8 +729,7 @@ Test(collectors, fixtures_by_league_and_season_then_unchanged)
     store_close(s);
 
     /* the same fixtures again: nothing changes */
-    j = run_job("data.collect_fixtures", "{\"leagues\": [\"E0\"], \"season\": 2024}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    j = run_ok("data.collect_fixtures", "{\"leagues\": [\"E0\"], \"season\": 2024}");
     af = source(j, "api_football");
     cr_assert_eq(counter(af, "matches", "unchanged"), 3);
     cr_assert_eq(counter(af, "matches", "inserted") + counter(af, "matches", "updated"), 0);
@@ -770,9 +760,8 @@ Test(collectors, fixtures_by_date_range)
     json_decref(j);
 
     /* a range across 1 July holds fixtures of two seasons: one request for each */
-    j = run_job("data.collect_fixtures",
-                "{\"leagues\": [\"E0\"], \"from\": \"2025-06-28\", \"to\": \"2025-07-05\"}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    j = run_ok("data.collect_fixtures",
+               "{\"leagues\": [\"E0\"], \"from\": \"2025-06-28\", \"to\": \"2025-07-05\"}");
     cr_assert_eq(bpt_http_hits(srv, "/fixtures"), 3);
     cr_assert(bpt_http_request_seen(srv, "/fixtures", 1, &seen));
     cr_assert(strstr(seen.uri, "season=2024&from=2025-06-28&to=2025-07-05"), "%s", seen.uri);
@@ -812,8 +801,7 @@ Test(collectors, fixtures_default_is_the_current_season_of_every_configured_leag
     configure(true, false, "\"leagues\": [\"E0\", \"SP1\"]", "");
     serve("/fixtures", "api-football/fixtures");
     int season = season_now();
-    json_t *j = run_job("data.collect_fixtures", "{}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    json_t *j = run_ok("data.collect_fixtures", "{}");
     cr_assert_eq(json_integer_value(json_object_get(result_of(j), "season")), season);
     cr_assert_eq(bpt_http_hits(srv, "/fixtures"), 2, "one request per configured league");
     char want[64];
@@ -845,8 +833,7 @@ Test(collectors, fixtures_bad_entry_rejected_the_others_stored)
     json_object_set_new(status, "long", json_string("Time To Be Defined"));
     serve_json("/fixtures", "api-football/fixtures", doc);
     json_decref(doc);
-    json_t *j = run_job("data.collect_fixtures", "{\"leagues\": [\"E0\"], \"season\": 2024}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    json_t *j = run_ok("data.collect_fixtures", "{\"leagues\": [\"E0\"], \"season\": 2024}");
     const json_t *af = source(j, "api_football");
     cr_assert_eq(counter(af, "matches", "inserted"), 2);
     cr_assert_eq(
@@ -882,15 +869,13 @@ Test(collectors, fixtures_error_bodies_and_the_daily_quota)
     json_decref(j);
 
     serve("/fixtures", "api-football/error-daily-quota-200");
-    j = run_job("data.collect_fixtures", "{\"leagues\": [\"E0\", \"SP1\"], \"season\": 2024}");
-    cr_assert_str_eq(state_of(j), "FAILURE");
-    cr_assert(strstr(error_of(j), "paused until"), "%s", error_of(j));
+    j = run_fails("data.collect_fixtures", "{\"leagues\": [\"E0\", \"SP1\"], \"season\": 2024}",
+                  "paused until");
     cr_assert_eq(bpt_http_hits(srv, "/fixtures"), 2, "SP1 is not asked once the day is over");
     json_decref(j);
     serve("/fixtures", "api-football/fixtures");
-    j = run_job("data.collect_fixtures", "{\"leagues\": [\"E0\"], \"season\": 2024}");
-    cr_assert_str_eq(state_of(j), "FAILURE");
-    cr_assert(strstr(error_of(j), "no request made"), "%s", error_of(j));
+    j = run_fails("data.collect_fixtures", "{\"leagues\": [\"E0\"], \"season\": 2024}",
+                  "no request made");
     cr_assert_eq(bpt_http_hits(srv, "/fixtures"), 2);
     json_decref(j);
 
@@ -909,8 +894,7 @@ Test(collectors, odds_events_create_scheduled_matches_that_fixtures_then_join)
      * listed as created */
     configure(false, true, "", "");
     serve("/v4/sports/soccer_epl/odds", "the-odds-api/odds");
-    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    json_t *j = run_ok("data.collect_odds", "{\"leagues\": [\"E0\"]}");
     const json_t *created = json_object_get(source(j, "the_odds_api"), "matches_created");
     cr_assert_eq(json_array_size(created), 2, "both events are reported as new matches");
     const char *first = json_string_value(json_array_get(created, 0));
@@ -934,8 +918,7 @@ Test(collectors, odds_events_create_scheduled_matches_that_fixtures_then_join)
      * one; it gains its API-Football id */
     configure(true, false, "", "");
     serve("/fixtures", "api-football/fixtures");
-    j = run_job("data.collect_fixtures", "{\"leagues\": [\"E0\"], \"season\": 2024}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    j = run_ok("data.collect_fixtures", "{\"leagues\": [\"E0\"], \"season\": 2024}");
     const json_t *af = source(j, "api_football");
     cr_assert_eq(counter(af, "matches", "inserted"), 2);
     cr_assert_eq(counter(af, "matches", "updated"), 1);
@@ -961,15 +944,12 @@ Test(collectors, odds_events_create_scheduled_matches_that_fixtures_then_join)
 Test(collectors, upcoming_fixtures_are_what_ml_predict_predicts, .timeout = 600)
 {
     /* A model of E0 2023-24 from the bundled history */
-    json_t *j = run_job("data.import", "{\"leagues\": [\"E0\"], \"seasons\": [\"2023-24\"]}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    json_t *j = run_ok("data.import", "{\"leagues\": [\"E0\"], \"seasons\": [\"2023-24\"]}");
     json_decref(j);
-    j = run_job("ml.train", "{\"model\": \"dixon_coles\", \"league\": \"E0\", \"seasons\": "
-                            "[\"2023-24\"]}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    j = run_ok("ml.train", "{\"model\": \"dixon_coles\", \"league\": \"E0\", \"seasons\": "
+                           "[\"2023-24\"]}");
     json_decref(j);
-    j = run_job("ml.predict", "{\"league\": \"E0\"}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    j = run_ok("ml.predict", "{\"league\": \"E0\"}");
     cr_assert_eq(json_integer_value(json_object_get(result_of(j), "predicted")), 0,
                  "no upcoming match before the fixtures are collected");
     json_decref(j);
@@ -996,8 +976,7 @@ Test(collectors, upcoming_fixtures_are_what_ml_predict_predicts, .timeout = 600)
     configure(true, false, "", "");
     snprintf(args, sizeof args, "{\"leagues\": [\"E0\"], \"from\": \"%s\", \"to\": \"%s\"}", from,
              to);
-    j = run_job("data.collect_fixtures", args);
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    j = run_ok("data.collect_fixtures", args);
     const json_t *af = source(j, "api_football");
     cr_assert_eq(counter(af, "matches", "inserted"), 3);
     cr_assert_eq(json_array_size(json_object_get(af, "teams_created")), 0,
@@ -1017,8 +996,7 @@ Test(collectors, upcoming_fixtures_are_what_ml_predict_predicts, .timeout = 600)
     store_close(s);
 
     /* ml.predict's default (scheduled matches of the next 14 days) finds it, and only it */
-    j = run_job("ml.predict", "{\"league\": \"E0\"}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    j = run_ok("ml.predict", "{\"league\": \"E0\"}");
     cr_assert_eq(json_integer_value(json_object_get(result_of(j), "predicted")), 1, "%s",
                  json_string_value(json_object_get(result_of(j), "summary")));
     const json_t *p = json_array_get(json_object_get(result_of(j), "predictions"), 0);
@@ -1070,8 +1048,7 @@ Test(collectors, collect_odds_caches_each_matchs_latest_prices)
     configure(false, true, "", "");
     serve("/v4/sports/soccer_epl/odds", "the-odds-api/odds");
     daemon_pid = bpt_daemon_start(dd, NULL);
-    json_t *j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    json_t *j = run_ok("data.collect_odds", "{\"leagues\": [\"E0\"]}");
     cr_assert_eq(json_integer_value(json_object_get(result_of(j), "cached")), 2);
     json_decref(j);
 
@@ -1105,8 +1082,7 @@ Test(collectors, collect_odds_caches_each_matchs_latest_prices)
                         json_real(2.5));
     serve_json("/v4/sports/soccer_epl/odds", "the-odds-api/odds", doc);
     json_decref(doc);
-    j = run_job("data.collect_odds", "{\"leagues\": [\"E0\"]}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    j = run_ok("data.collect_odds", "{\"leagues\": [\"E0\"]}");
     cr_assert_eq(counter(source(j, "the_odds_api"), "odds", "inserted"), 1, "one new snapshot");
     json_decref(j);
     v = cached("odds", filters);
@@ -1125,8 +1101,7 @@ Test(collectors, collect_stats_caches_team_stats_the_leagues_and_their_teams)
     serve("/standings", "api-football/standings");
     serve("/teams/statistics", "api-football/teams-statistics");
     daemon_pid = bpt_daemon_start(dd, NULL);
-    json_t *j = run_job("data.collect_stats", "{\"leagues\": [\"E0\"], \"season\": 2024}");
-    cr_assert_str_eq(state_of(j), "SUCCESS", "%s", error_of(j));
+    json_t *j = run_ok("data.collect_stats", "{\"leagues\": [\"E0\"], \"season\": 2024}");
     json_decref(j);
 
     /* static: the league list */
