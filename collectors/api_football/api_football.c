@@ -219,9 +219,9 @@ static int af_get(af_run *r, const char *endpoint, const af_param *p, size_t n,
 }
 
 /*
- * What to do with a failed request or parse (rc != BP_OK, api_err filled by afparse). Quota and
- * key problems stop the run; a malformed payload is a rejected entry; the rest is an error of
- * that request.
+ * What to do with a failed request or parse (rc != BP_OK, api_err filled by afparse, NULL when
+ * the HTTP client failed). Quota and key problems stop the run; a malformed payload is a rejected
+ * entry; the rest is an error of that request.
  */
 static void request_failed(af_run *r, const char *req, int rc, const af_api_error *ae,
                            const bp_error *err)
@@ -239,7 +239,8 @@ static void request_failed(af_run *r, const char *req, int rc, const af_api_erro
     } else {
         cs_error(r->report, req, rc, err->msg);
     }
-    run_fail(r, rc, err);
+    bp_error named = cs_request_error(req, err, ae == NULL);
+    run_fail(r, rc, &named);
     BP_LOGW(r->h, "%s failed: %s", req, err->msg);
 }
 
@@ -325,6 +326,9 @@ static int store_fixtures(af_run *r, const af_fixtures *f, const char *req, bp_e
         }
         snprintf(ext, sizeof ext, "%lld", (long long)x->id);
         bool finished = x->state == AF_STATE_FINISHED;
+        /* "TBD": the kick-off time is not fixed yet and fixture.date carries a placeholder time
+         * (the day may still be right); an exact time from anyone else must win over it */
+        bool time_known = !x->status_short || strcmp(x->status_short, "TBD") != 0;
         bp_match_rec m = {
             .struct_size = sizeof m,
             .season = x->season,
@@ -332,7 +336,7 @@ static int store_fixtures(af_run *r, const af_fixtures *f, const char *req, bp_e
             .home_team_id = home,
             .away_team_id = away,
             .kickoff_ms = x->kickoff_ms,
-            .kickoff_exact = 1,
+            .kickoff_exact = time_known ? 1 : 0,
             .status = x->state, /* AF_STATE_* and BP_MATCH_* are the same numbers */
             /* 90-minute markets settle on the full-time score, not the extra-time one */
             .home_goals = finished && x->ft_home >= 0 ? x->ft_home : x->goals_home,
@@ -355,6 +359,7 @@ static int store_fixtures(af_run *r, const af_fixtures *f, const char *req, bp_e
             break;
         }
         cs_count_outcome(r->report, "matches", outcome);
+        cs_count_key(r->report, "by_status", af_state_name(x->state));
         cs_add_id(r->report, "match_ids", id);
         cs_add_id(r->report, "league_ids", league);
     }
@@ -389,7 +394,8 @@ static int fixtures_get(af_run *r, const af_param *p, size_t n)
     rc = store_fixtures(r, f, req, &err);
     af_fixtures_free(f);
     if (rc != BP_OK) {
-        request_failed(r, req, rc, NULL, &err);
+        ae.kind = AF_ERR_HTTP; /* a store failure, not a malformed payload */
+        request_failed(r, req, rc, &ae, &err);
         return rc;
     }
     r->ok_requests++;
@@ -398,7 +404,68 @@ static int fixtures_get(af_run *r, const af_param *p, size_t n)
 
 /* ---- the kinds of collection ----------------------------------------------------------------- */
 
-static int collect_fixtures(af_run *r, const json_t *leagues, int32_t season, const json_t *rq)
+/* The season (starting year) a YYYY-MM-DD date falls in - a season starts in July - or 0 when
+ * `date` is not such a date. */
+static int32_t season_of_date(const char *date)
+{
+    int y = 0, m = 0, d = 0, n = 0;
+    if (!date || sscanf(date, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10 || date[n] ||
+        m < 1 || m > 12 || d < 1 || d > 31) {
+        return 0;
+    }
+    return m >= 7 ? y : y - 1;
+}
+
+/*
+ * The seasons a fixtures request asks for: the season given; or, for a date range without one,
+ * every season the range touches (API-Football wants a season with from/to, and a range across
+ * 1 July holds fixtures of two). A range that spans more seasons than that is refused before
+ * any request: whole seasons are one request each with `season`, not a quota-eating range.
+ */
+#define AF_RANGE_MAX_SEASONS 2
+
+static int fixture_seasons(const json_t *rq, int32_t season, int32_t *out_first, int32_t *out_last,
+                           bp_error *err)
+{
+    const char *from = json_string_value(json_object_get(rq, "from"));
+    const char *to = json_string_value(json_object_get(rq, "to"));
+    int32_t a, b;
+    *out_first = *out_last = season;
+    if (!from && !to) {
+        return BP_OK;
+    }
+    if (!from || !to) {
+        return bp_err(err, BP_E_INVAL,
+                      "api_football fixtures: from and to go together (a date range, "
+                      "YYYY-MM-DD), got only %s",
+                      from ? "from" : "to");
+    }
+    a = season_of_date(from);
+    b = season_of_date(to);
+    if (a == 0 || b == 0) {
+        return bp_err(err, BP_E_INVAL, "api_football fixtures: %s '%s' is not a date (YYYY-MM-DD)",
+                      a == 0 ? "from" : "to", a == 0 ? from : to);
+    }
+    if (strcmp(to, from) < 0) {
+        return bp_err(err, BP_E_INVAL, "api_football fixtures: to (%s) is before from (%s)", to,
+                      from);
+    }
+    if (json_is_integer(json_object_get(rq, "season"))) {
+        return BP_OK;
+    }
+    if (b - a + 1 > AF_RANGE_MAX_SEASONS) {
+        return bp_err(err, BP_E_INVAL,
+                      "api_football fixtures: %s to %s spans %d seasons (at most %d): ask for "
+                      "whole seasons with season instead",
+                      from, to, (int)(b - a + 1), AF_RANGE_MAX_SEASONS);
+    }
+    *out_first = a;
+    *out_last = b;
+    return BP_OK;
+}
+
+static int collect_fixtures(af_run *r, const json_t *leagues, int32_t first, int32_t last,
+                            const json_t *rq)
 {
     size_t i;
     json_t *v;
@@ -408,23 +475,25 @@ static int collect_fixtures(af_run *r, const json_t *leagues, int32_t season, co
     {
         int64_t af_id = 0, league = 0;
         bp_error err = {0};
-        af_param p[4];
-        size_t n = 0;
         if (af_id_of_code(r, json_string_value(v), &af_id, &league, &err) != BP_OK) {
             cs_error(r->report, json_string_value(v), err.code, err.msg);
             continue;
         }
-        p[n].name = "league";
-        snprintf(p[n++].value, sizeof p[0].value, "%lld", (long long)af_id);
-        p[n].name = "season";
-        snprintf(p[n++].value, sizeof p[0].value, "%d", (int)season);
-        if (from && to) {
-            p[n].name = "from";
-            snprintf(p[n++].value, sizeof p[0].value, "%s", from);
-            p[n].name = "to";
-            snprintf(p[n++].value, sizeof p[0].value, "%s", to);
+        for (int32_t season = first; season <= last && r->stop_code == BP_OK; season++) {
+            af_param p[4];
+            size_t n = 0;
+            p[n].name = "league";
+            snprintf(p[n++].value, sizeof p[0].value, "%lld", (long long)af_id);
+            p[n].name = "season";
+            snprintf(p[n++].value, sizeof p[0].value, "%d", (int)season);
+            if (from && to) {
+                p[n].name = "from";
+                snprintf(p[n++].value, sizeof p[0].value, "%s", from);
+                p[n].name = "to";
+                snprintf(p[n++].value, sizeof p[0].value, "%s", to);
+            }
+            fixtures_get(r, p, n);
         }
-        fixtures_get(r, p, n);
         if (r->stop_code != BP_OK) {
             break;
         }
@@ -592,7 +661,8 @@ static int collect_odds(af_run *r, const json_t *leagues, int32_t season)
             rc = store_odds_page(r, o, req, &err);
             af_odds_free(o);
             if (rc != BP_OK) {
-                request_failed(r, req, rc, NULL, &err);
+                ae.kind = AF_ERR_HTTP; /* a store failure, not a malformed payload */
+                request_failed(r, req, rc, &ae, &err);
                 break;
             }
             r->ok_requests++;
@@ -865,7 +935,20 @@ static int af_collect(void *plugin_state, const bp_job *job, int32_t what, const
     }
     switch (what) {
     case BP_COLLECT_FIXTURES:
-    case BP_COLLECT_RESULTS: rc = collect_fixtures(&r, leagues, season, request); break;
+    case BP_COLLECT_RESULTS: {
+        int32_t first = season, last = season;
+        if ((rc = fixture_seasons(request, season, &first, &last, err)) != BP_OK) {
+            goto done;
+        }
+        json_t *seasons = json_array();
+        for (int32_t y = first; seasons && y <= last; y++) {
+            json_array_append_new(seasons, json_integer(y));
+        }
+        json_object_set_new(r.report, "seasons", seasons);
+        season = first;
+        rc = collect_fixtures(&r, leagues, first, last, request);
+        break;
+    }
     case BP_COLLECT_LIVE: rc = collect_live(&r, leagues); break;
     case BP_COLLECT_ODDS: rc = collect_odds(&r, leagues, season); break;
     case BP_COLLECT_STATS: rc = collect_stats(&r, leagues, season, request); break;

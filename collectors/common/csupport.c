@@ -121,18 +121,43 @@ void cs_error(json_t *report, const char *request, int code, const char *message
                                     "status", bp_status_str(code)));
 }
 
+bp_error cs_request_error(const char *request, const bp_error *err, bool from_http)
+{
+    bp_error named = *err;
+    if (!from_http) {
+        bp_err_prefix(&named, "%s: ", request);
+    }
+    return named;
+}
+
+void cs_count_key(json_t *report, const char *group, const char *key)
+{
+    json_t *g = json_object_get(report, group);
+    if (!g) {
+        g = json_object();
+        json_object_set_new(report, group, g);
+    }
+    bump(g, key, 1);
+}
+
 void cs_note(json_t *report, const char *key, const char *text)
 {
     json_t *list = json_object_get(report, key);
     size_t i;
     json_t *v;
+    if (!list) {
+        list = json_array();
+        json_object_set_new(report, key, list);
+    }
     json_array_foreach(list, i, v)
     {
         if (strcmp(json_string_value(v), text) == 0) {
             return;
         }
     }
-    json_array_append_new(list, json_string(text));
+    if (json_array_size(list) < CS_MAX_LISTED) {
+        json_array_append_new(list, json_string(text));
+    }
 }
 
 void cs_add_id(json_t *report, const char *key, int64_t id)

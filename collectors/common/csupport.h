@@ -11,6 +11,7 @@
 #ifndef BP_COLLECT_CSUPPORT_H
 #define BP_COLLECT_CSUPPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,12 +45,20 @@ void cs_count_outcome(json_t *report, const char *key, int32_t outcome);
 void cs_reject(json_t *report, const char *request, const char *path, const char *reason);
 /* A request that failed: {"request", "error", "status"}. */
 void cs_error(json_t *report, const char *request, int code, const char *message);
-/* Append `text` to the string list `key` unless it is there already. */
+/* report[group][key] += 1, creating the group object (e.g. "by_status", "scheduled"). */
+void cs_count_key(json_t *report, const char *group, const char *key);
+/* Append `text` to the string list `key` (created when absent) unless it is there already. At
+ * most 100 are listed. */
 void cs_note(json_t *report, const char *key, const char *text);
 /* Append `id` to the integer list `key` unless it is there already. */
 void cs_add_id(json_t *report, const char *key, int64_t id);
 /* report.requests += 1 */
 void cs_count_request(json_t *report);
+/* The error a failed request leaves for the job: `err` as it is when the HTTP client failed
+ * (from_http: its message names the URL, key masked), else prefixed with the request, because a
+ * parser's or the store's message does not say which one it was ("GET /odds?league=39: not valid
+ * JSON ..."). */
+bp_error cs_request_error(const char *request, const bp_error *err, bool from_http);
 
 /* ---- state kept across runs ---------------------------------------------------------------- */
 

@@ -17,7 +17,8 @@
  * Matching. The Odds API has its own event ids and full team names ("Brighton and Hove
  * Albion"). Names go through the team aliases of the league the sport key maps to; an event is
  * the match already known under its event id, else the match of the same two teams kicking off
- * within match_window_ms, else a new match (season from the date: a season starts in July).
+ * within match_window_ms, else a new scheduled match (season from the date: a season starts in
+ * July), listed in the report's "matches_created".
  *
  * The key is the apiKey query parameter, marked secret: the HTTP client masks it in every log
  * line and error message; the reports name requests without it.
@@ -197,7 +198,9 @@ static void request_failed(toa_run *r, const char *req, int rc, const toa_api_er
     } else {
         cs_error(r->report, req, rc, err->msg);
     }
-    run_fail(r, rc, err);
+    /* ae is NULL when the HTTP client failed: its message names the URL */
+    bp_error named = cs_request_error(req, err, ae == NULL);
+    run_fail(r, rc, &named);
     BP_LOGW(r->h, "%s failed: %s", req, err->msg);
 }
 
@@ -284,7 +287,19 @@ static int event_match(toa_run *r, bp_store_batch *b, int64_t league, const char
                       .elapsed = -1,
                       .source = BP_SOURCE_THE_ODDS_API,
                       .external_id = event_id};
-    return h->store->upsert_match(h, b, &m, out_match, out_outcome, err);
+    rc = h->store->upsert_match(h, b, &m, out_match, out_outcome, err);
+    if (rc == BP_OK && *out_outcome == BP_UPSERT_INSERTED) {
+        /* An event no other source has told us about (yet): it becomes a scheduled match of its
+         * own, so its odds are kept and it can be predicted. A later API-Football fixture of
+         * the same pairing and season lands on it (matches are keyed by season and teams). Said
+         * in the report, because a misspelt team would show up here first. */
+        char text[400], iso[40];
+        cs_iso(commence, iso, sizeof iso);
+        snprintf(text, sizeof text, "%s v %s, %s (event %s)", home_name, away_name, iso, event_id);
+        cs_note(r->report, "matches_created", text);
+        BP_LOGI(h, "new match from The Odds API: %s", text);
+    }
+    return rc;
 }
 
 /* A bookmaker key as our store wants it ([a-z0-9_]). */

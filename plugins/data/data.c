@@ -12,6 +12,9 @@
  *                       into the cache (type "static", {"kind": "leagues"} and {"kind": "teams",
  *                       "league": code}).
  *   data.collect_live   in-play fixtures and scores.
+ *   data.collect_fixtures  fixtures of a league and season, or of a date range (API-Football):
+ *                       scheduled ones with their kick-off times - what ml.predict predicts -
+ *                       and finished ones with their scores, each under its API-Football id.
  *
  * The jobs do not talk to the sources themselves: they find the collectors (plugins of their
  * own) through the host and call them. A collector that is not configured - no API key - says
@@ -82,23 +85,30 @@ static json_int_t count_of(const json_t *report, const char *group, const char *
     return json_integer_value(json_object_get(json_object_get(report, group), key));
 }
 
+/* "380 matches (380 new, 0 updated, 0 unchanged)" for the counter group `group` of `report`. */
+static void counts_text(char *buf, size_t len, const json_t *report, const char *group,
+                        json_int_t total, const char *noun)
+{
+    snprintf(buf, len, "%lld %s (%lld new, %lld updated, %lld unchanged)", (long long)total, noun,
+             (long long)count_of(report, group, "inserted"),
+             (long long)count_of(report, group, "updated"),
+             (long long)count_of(report, group, "unchanged"));
+}
+
+static json_int_t counts_total(const json_t *report, const char *group)
+{
+    return count_of(report, group, "inserted") + count_of(report, group, "updated") +
+           count_of(report, group, "unchanged");
+}
+
 static void summarise_import(json_t *report)
 {
-    char text[512];
-    snprintf(text, sizeof text,
-             "%lld files: %lld matches (%lld new, %lld updated, %lld unchanged), %lld odds (%lld "
-             "new, %lld updated, %lld unchanged), %lld rows rejected, %lld files failed",
-             (long long)json_integer_value(json_object_get(report, "files")),
-             (long long)json_integer_value(json_object_get(report, "rows")),
-             (long long)count_of(report, "matches", "inserted"),
-             (long long)count_of(report, "matches", "updated"),
-             (long long)count_of(report, "matches", "unchanged"),
-             (long long)(count_of(report, "odds", "inserted") +
-                         count_of(report, "odds", "updated") +
-                         count_of(report, "odds", "unchanged")),
-             (long long)count_of(report, "odds", "inserted"),
-             (long long)count_of(report, "odds", "updated"),
-             (long long)count_of(report, "odds", "unchanged"),
+    char text[512], matches[160], odds[160];
+    counts_text(matches, sizeof matches, report, "matches",
+                json_integer_value(json_object_get(report, "rows")), "matches");
+    counts_text(odds, sizeof odds, report, "odds", counts_total(report, "odds"), "odds");
+    snprintf(text, sizeof text, "%lld files: %s, %s, %lld rows rejected, %lld files failed",
+             (long long)json_integer_value(json_object_get(report, "files")), matches, odds,
              (long long)json_integer_value(json_object_get(report, "rejected_rows")),
              (long long)json_integer_value(json_object_get(report, "files_failed")));
     json_object_set_new(report, "summary", json_string(text));
@@ -193,6 +203,7 @@ static const char *what_name(int32_t what)
     case BP_COLLECT_ODDS: return "odds";
     case BP_COLLECT_STATS: return "team statistics";
     case BP_COLLECT_LIVE: return "live fixtures and scores";
+    case BP_COLLECT_FIXTURES: return "fixtures";
     default: return "data";
     }
 }
@@ -306,10 +317,28 @@ static void add_totals(json_t *totals, const json_t *report)
                                              json_integer_value(json_object_get(src, keys[k]))));
         }
     }
+    /* fixtures per status ("scheduled": n, "finished": n ...) */
+    const char *status;
+    json_t *n;
+    json_object_foreach(json_object_get(report, "by_status"), status, n)
+    {
+        json_t *dst = json_object_get(totals, "by_status");
+        if (!dst) {
+            dst = json_object();
+            json_object_set_new(totals, "by_status", dst);
+        }
+        json_object_set_new(
+            dst, status,
+            json_integer(json_integer_value(json_object_get(dst, status)) + json_integer_value(n)));
+    }
+    /* the collectors list at most 100 rejected entries; rejected_total counts them all */
+    const json_t *listed = json_object_get(report, "rejected");
+    json_int_t rejected = json_is_integer(json_object_get(report, "rejected_total"))
+                              ? json_integer_value(json_object_get(report, "rejected_total"))
+                              : (json_int_t)json_array_size(listed);
     json_object_set_new(
         totals, "rejected",
-        json_integer(json_integer_value(json_object_get(totals, "rejected")) +
-                     (json_int_t)json_array_size(json_object_get(report, "rejected"))));
+        json_integer(json_integer_value(json_object_get(totals, "rejected")) + rejected));
 }
 
 static int run_collect(const bp_job *job, int32_t what, json_t **out_result, bp_error *err)
@@ -327,6 +356,9 @@ static int run_collect(const bp_job *job, int32_t what, json_t **out_result, bp_
     season = json_is_integer(json_object_get(job->args, "season"))
                  ? (int32_t)json_integer_value(json_object_get(job->args, "season"))
                  : current_season(h->now_ms(h));
+    /* a date range without a season: the collector takes the seasons from the dates */
+    bool range = json_object_get(job->args, "from") && json_object_get(job->args, "to") &&
+                 !json_object_get(job->args, "season");
     request = json_deep_copy(job->args);
     sources = json_object();
     totals = json_object();
@@ -337,7 +369,9 @@ static int run_collect(const bp_job *job, int32_t what, json_t **out_result, bp_
         json_decref(totals);
         return bp_err(err, BP_E_NOMEM, "out of memory");
     }
-    json_object_set_new(request, "season", json_integer(season));
+    if (!range) {
+        json_object_set_new(request, "season", json_integer(season));
+    }
 
     json_array_foreach(names, i, v)
     {
@@ -400,11 +434,8 @@ static int run_collect(const bp_job *job, int32_t what, json_t **out_result, bp_
             rc = bp_err(err, BP_E_CONFIG, "no collector plugin that provides %s is loaded",
                         what_name(what));
         } else if (n_failed == 0) {
-            rc = bp_err(err, BP_E_CONFIG,
-                        "nothing is configured to collect %s: %s. Set the API keys in the "
-                        "config (plugins.config.api_football.api_key, "
-                        "plugins.config.the_odds_api.api_key) or the environment "
-                        "(BETPIPE_API_FOOTBALL_KEY, BETPIPE_ODDS_API_KEY)",
+            /* each skipped source said which key it needs */
+            rc = bp_err(err, BP_E_CONFIG, "nothing is configured to collect %s: %s",
                         what_name(what), skipped_text);
         } else {
             rc = bp_err(err, transient(first_fail) ? BP_E_UNAVAILABLE : first_fail,
@@ -415,11 +446,17 @@ static int run_collect(const bp_job *job, int32_t what, json_t **out_result, bp_
         json_decref(totals);
         return rc;
     }
-    result = json_pack("{s:i, s:o, s:o, s:I, s:i, s:i, s:i}", "season", (int)season, "sources",
-                       sources, "totals", totals, "cached", cached, "sources_ok", (int)n_ok,
-                       "sources_skipped", (int)n_skipped, "sources_failed", (int)n_failed);
+    result = json_pack("{s:o, s:o, s:I, s:i, s:i, s:i}", "sources", sources, "totals", totals,
+                       "cached", cached, "sources_ok", (int)n_ok, "sources_skipped", (int)n_skipped,
+                       "sources_failed", (int)n_failed);
     if (!result) {
         return bp_err(err, BP_E_NOMEM, "out of memory");
+    }
+    if (range) {
+        json_object_set(result, "from", json_object_get(job->args, "from"));
+        json_object_set(result, "to", json_object_get(job->args, "to"));
+    } else {
+        json_object_set_new(result, "season", json_integer(season));
     }
     h->progress(job, 1.0, "done");
     *out_result = result;
@@ -439,6 +476,54 @@ static int run_collect_stats(const bp_job *job, json_t **out_result, bp_error *e
 static int run_collect_live(const bp_job *job, json_t **out_result, bp_error *err)
 {
     return run_collect(job, BP_COLLECT_LIVE, out_result, err);
+}
+
+/* "12 fixtures (10 new, 2 updated, 0 unchanged), 0 rejected: 9 scheduled, 3 finished" */
+static void summarise_fixtures(json_t *result)
+{
+    const json_t *totals = json_object_get(result, "totals");
+    json_t *by_status = json_object_get(totals, "by_status");
+    bool first = true;
+    char text[512];
+    const char *status;
+    json_t *n;
+    char counts[160];
+    counts_text(counts, sizeof counts, totals, "matches", counts_total(totals, "matches"),
+                "fixtures");
+    int used = snprintf(text, sizeof text, "%s, %lld rejected", counts,
+                        (long long)json_integer_value(json_object_get(totals, "rejected")));
+    json_object_foreach(by_status, status, n)
+    {
+        if (used > 0 && (size_t)used < sizeof text) {
+            used += snprintf(text + used, sizeof text - (size_t)used, "%s%lld %s",
+                             first ? ": " : ", ", (long long)json_integer_value(n), status);
+            first = false;
+        }
+    }
+    json_object_set_new(result, "summary", json_string(text));
+}
+
+static int run_collect_fixtures(const bp_job *job, json_t **out_result, bp_error *err)
+{
+    const char *from = json_string_value(json_object_get(job->args, "from"));
+    const char *to = json_string_value(json_object_get(job->args, "to"));
+    int rc;
+    /* both are YYYY-MM-DD (the args schema), so they compare as text */
+    if ((from != NULL) != (to != NULL)) {
+        return bp_err(err, BP_E_INVAL,
+                      "args: from and to go together (a date range, YYYY-MM-DD); got only %s",
+                      from ? "from" : "to");
+    }
+    if (from && strcmp(to, from) < 0) {
+        return bp_err(err, BP_E_INVAL, "args: to (%s) is before from (%s)", to, from);
+    }
+    rc = run_collect(job, BP_COLLECT_FIXTURES, out_result, err);
+    if (rc == BP_OK) {
+        summarise_fixtures(*out_result);
+        BP_LOGI(job->host, "fixtures collected: %s",
+                json_string_value(json_object_get(*out_result, "summary")));
+    }
+    return rc;
 }
 
 /* ---- registration ------------------------------------------------------------------------------
@@ -511,6 +596,24 @@ static const bp_job_type data_jobs[] = {
         .soft_time_limit_s = 120,
         .max_retries = 1,
         .run = run_collect_live,
+    },
+    {
+        .struct_size = sizeof(bp_job_type),
+        .name = "data.collect_fixtures",
+        .description = "Fixtures (scheduled and finished, with kick-off times) of a league and "
+                       "season or of a date range into the store (API-Football)",
+        .queue = "data_queue",
+        .args_schema =
+            "{\"type\": \"object\", \"additionalProperties\": false, \"properties\": "
+            "{" LEAGUES_SCHEMA "," SEASON_SCHEMA ","
+            "\"from\": {\"type\": \"string\", \"format\": \"date\", \"description\": \"first "
+            "day of a date range (UTC), with to; without season, the seasons the range "
+            "touches\"},"
+            "\"to\": {\"type\": \"string\", \"format\": \"date\", \"description\": \"last day "
+            "of the range (inclusive), with from\"}}}",
+        .soft_time_limit_s = 600,
+        .max_retries = 3,
+        .run = run_collect_fixtures,
     },
 };
 

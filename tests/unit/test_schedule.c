@@ -471,8 +471,14 @@ Test(default_schedule, marabet_entries_at_their_times)
         {"weekly_report", "alerts.weekly_report", "2026-11-22T12:00:00Z", "2026-11-23T08:00:00Z"},
         {"optimize_db", "maint.optimize_db", "2026-11-22T12:00:00Z", "2026-11-29T04:00:00Z"},
         {"backup_db", "maint.backup_db", "2026-11-22T12:00:00Z", "2026-11-23T03:30:00Z"},
+        /* fixtures daily at 00:40 London, before training: 00:40 GMT in winter, 23:40 UTC in
+         * summer */
+        {"collect_fixtures", "data.collect_fixtures", "2026-11-22T12:00:00Z",
+         "2026-11-23T00:40:00Z"},
+        {"collect_fixtures", "data.collect_fixtures", "2026-07-01T12:00:00Z",
+         "2026-07-01T23:40:00Z"},
     };
-    cr_assert_eq(s->n, 9);
+    cr_assert_eq(s->n, 10);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const schedule_entry *e = schedule_find(s, cases[i].name);
         char got[32];
@@ -498,6 +504,8 @@ Test(default_schedule, marabet_entries_at_their_times)
     cr_assert_eq(vb->missed, SCHEDULE_MISSED_SKIP);
     cr_assert_gt(vb->expires_ms, 0);
     cr_assert_eq(schedule_find(s, "train_all")->missed, SCHEDULE_MISSED_RUN_ONCE);
+    /* predictions need the coming fixtures: a missed run is caught up */
+    cr_assert_eq(schedule_find(s, "collect_fixtures")->missed, SCHEDULE_MISSED_RUN_ONCE);
     schedule_set_free(s);
     free(path);
 }
