@@ -20,6 +20,10 @@
  * have bookmaker odds to compare with. Callers then score every model on the matches all of them
  * predicted, so every row of a table is on the same matches.
  *
+ * bpm_wf_score scores one row of forecasts on those matches (RPS, log loss, Brier, accuracy,
+ * calibration) and, against a reference row (the bookmaker), the mean RPS difference with its
+ * paired bootstrap interval.
+ *
  * bpm_wf_blend is the walk-forward ensemble: each match day the simplex weights minimising RPS
  * are refitted on the members' forecasts of every earlier scored day, and that day's forecasts
  * blended (equal weights until min_rows forecasts exist).
@@ -38,6 +42,8 @@
 
 #include "betpipe/registry.h"
 #include "betpipe/status.h"
+
+#include "bpm_metrics.h"
 
 #define BPM_WF_WINDOW_DAYS 1100
 #define BPM_WF_MIN_GAMES   10
@@ -108,5 +114,22 @@ int bpm_wf_blend(const bp_match_result *m, size_t n, const bool *use,
  */
 int bpm_wf_bootstrap_days(const bp_match_result *m, size_t n, const bool *use, const double *diff,
                           int reps, uint64_t seed, double *out_lo, double *out_hi, bp_error *err);
+
+/* One row's scores on a common set (bpm_wf_score). */
+typedef struct bpm_wf_scores {
+    bpm_scores s;
+    double d_mean, d_lo, d_hi; /* mean RPS minus the reference's and its 95% interval (NAN: none) */
+} bpm_wf_scores;
+
+/*
+ * Score forecasts p (n rows) on the matches use[] marks, with `bins` calibration bins. With a
+ * reference ref (n rows, may be NULL), d_mean is the mean of RPS(p) - RPS(ref) over those
+ * matches and [d_lo, d_hi] its bootstrap interval (bpm_wf_bootstrap_days with boot_reps and
+ * seed). BP_E_INVAL when a marked row of p is not a probability vector (err names the match id)
+ * or as bpm_wf_bootstrap_days; BP_E_NOMEM.
+ */
+int bpm_wf_score(const bp_match_result *m, size_t n, const bool *use, double (*p)[3],
+                 double (*ref)[3], int bins, int boot_reps, uint64_t seed, bpm_wf_scores *out,
+                 bp_error *err);
 
 #endif
