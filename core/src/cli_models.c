@@ -230,9 +230,13 @@ static int cmd_activate(cli_args *a, app *ap)
  * evaluate
  * ========================================================================================== */
 
+/* A row's label: a model name (at most 63 characters, the registry's limit), a bookmaker, or
+ * "ensemble(a+b+...)" naming up to MAX_MODELS members in full. */
+#define LABEL_MAX (sizeof "ensemble()" + MAX_MODELS * 64)
+
 /* One row of the table: a model, the ensemble, or a bookmaker. */
 typedef struct eval_row {
-    char label[64];
+    char label[LABEL_MAX];
     char short_label[24]; /* for the calibration columns */
     char params[256];
     double (*p)[3]; /* per match, owned */
@@ -291,10 +295,11 @@ static long price_find(const store_price3 *rows, size_t n, int64_t id)
     return lo < n && rows[lo].match_id == id ? (long)lo : -1;
 }
 
-static void print_row(const eval_row *r, bool ref)
+/* The first column is as wide as the longest label (at least 36), so the columns line up. */
+static void print_row(const eval_row *r, bool ref, int width)
 {
-    printf("  %-36s %5zu  %.4f  %.4f  %.4f  %.4f", r->label, r->sc.s.n, bpm_scores_rps(&r->sc.s),
-           bpm_scores_log_loss(&r->sc.s), bpm_scores_brier(&r->sc.s),
+    printf("  %-*s %5zu  %.4f  %.4f  %.4f  %.4f", width, r->label, r->sc.s.n,
+           bpm_scores_rps(&r->sc.s), bpm_scores_log_loss(&r->sc.s), bpm_scores_brier(&r->sc.s),
            bpm_scores_accuracy(&r->sc.s));
     if (ref) {
         printf("  %25s", "(the reference)");
@@ -598,7 +603,7 @@ static int cmd_evaluate(cli_args *a, app *ap, int argc, char **argv)
         json_error_t jerr;
         json_t *params = json_loads(row->params, 0, &jerr);
         if (!params) {
-            snprintf(msg, sizeof msg, "--params %s: not JSON: %s", row->label, jerr.text);
+            snprintf(msg, sizeof msg, "--params %.64s: not JSON: %s", row->label, jerr.text);
             rc = cli_fail(a, BP_E_INVAL, msg);
             goto done;
         }
@@ -637,18 +642,14 @@ static int cmd_evaluate(cli_args *a, app *ap, int argc, char **argv)
     if (want_ensemble) {
         const bpm_wf_model *members[MAX_MODELS];
         eval_row *row = &ev.rows[ev.n_rows];
-        char label[sizeof row->label] = "ensemble(";
+        char label[LABEL_MAX] = "ensemble(";
         size_t used = strlen(label);
         for (size_t r = 0; r < ev.n_rows; r++) {
             members[r] = &ev.rows[r].wf;
-            if (used < sizeof label) {
-                used += (size_t)snprintf(label + used, sizeof label - used, "%s%s", r ? "+" : "",
-                                         ev.rows[r].label);
-            }
+            used += (size_t)snprintf(label + used, sizeof label - used, "%s%s", r ? "+" : "",
+                                     ev.rows[r].label);
         }
-        if (used < sizeof label) {
-            snprintf(label + used, sizeof label - used, ")");
-        }
+        snprintf(label + used, sizeof label - used, ")");
         memcpy(row->label, label, sizeof label);
         snprintf(row->short_label, sizeof row->short_label, "ensemble");
         row->p = calloc(n, sizeof *row->p);
@@ -737,11 +738,16 @@ static int cmd_evaluate(cli_args *a, app *ap, int argc, char **argv)
         cli_print_json(out);
         json_decref(out);
     } else {
+        int width = 36;
+        for (size_t r = 0; r < ev.n_rows; r++) {
+            size_t len = strlen(ev.rows[r].label);
+            width = len > (size_t)width ? (int)len : width;
+        }
         printf("Walk-forward evaluation, %s %s\n%s\n\n", code, seasons, scored_text);
-        printf("  %-36s %5s  %-6s  %-6s  %-6s  %-6s  %-25s  %s\n", "forecast", "n", "RPS",
+        printf("  %-*s %5s  %-6s  %-6s  %-6s  %-6s  %-25s  %s\n", width, "forecast", "n", "RPS",
                "logloss", "Brier", "acc", "RPS - Pinnacle [95% CI]", "walk-forward   fits");
         for (size_t r = 0; r < ev.n_rows; r++) {
-            print_row(&ev.rows[r], r == 0);
+            print_row(&ev.rows[r], r == 0, width);
         }
         printf("\nParams:");
         for (size_t r = 0; r < ev.n_rows; r++) {

@@ -7,7 +7,8 @@
  *     model stays; two trains of one model and league are never live together;
  *   - ml.train_all on a daemon fans out one ml.train per league and model, and each succeeds;
  *   - ml.predict stores the predictions and the daemon's cache holds them;
- *   - `models evaluate` prints its table and agrees with bench_models on the same seasons.
+ *   - `models evaluate` prints its table and agrees with bench_models on the same seasons, names
+ *     a long ensemble in full with the columns aligned;
  */
 #include <math.h>
 #include <signal.h>
@@ -477,5 +478,35 @@ Test(ml, evaluate_prints_the_table_and_agrees_with_the_bench)
     r = bpt_betpipe(dd, "models", "evaluate", "--league", "E0", "--from", "2030-31", NULL);
     cr_assert_neq(r.exit_code, 0);
     cr_assert(strstr(r.err, "no finished E0 matches of 2030-31"), "%s", r.err);
+    bpt_result_free(&r);
+}
+
+/* The ensemble's row names every member however many there are, and the columns stay aligned:
+ * each row's RPS starts under the header's. */
+Test(ml, evaluate_names_a_long_ensemble_in_full_and_keeps_the_columns)
+{
+    import("{\"leagues\": [\"E0\"], \"seasons\": [\"2023-24\"]}");
+    bpt_result r =
+        bpt_betpipe(dd, "models", "evaluate", "--league", "E0", "--from", "2023-24", "--models",
+                    "dixon_coles,poisson,elo,pi_rating,logistic,random_forest,ensemble", "--params",
+                    "random_forest={\"n_trees\": 10}", "--boot", "100", NULL);
+    cr_assert_eq(r.exit_code, 0, "%s", r.err);
+    const char *label = "ensemble(dixon_coles+poisson+elo+pi_rating+logistic+random_forest)";
+    cr_assert_gt(strlen(label), 63);
+    cr_assert(strstr(r.out, label), "no full ensemble label in\n%s", r.out);
+    const char *header = strstr(r.out, "\n  forecast ");
+    cr_assert(header, "%s", r.out);
+    header++;
+    size_t col = (size_t)(strstr(header, " RPS ") - header) + 1;
+    int rows = 0;
+    for (const char *line = strchr(header, '\n') + 1; *line != '\n' && *line != '\0';
+         line = strchr(line, '\n') + 1) {
+        size_t len = (size_t)(strchr(line, '\n') - line);
+        cr_assert(len > col + 1 && line[col - 1] == ' ' && line[col] == '0' && line[col + 1] == '.',
+                  "row not aligned with the header (RPS at column %zu):\n%.*s\n%.*s", col,
+                  (int)(strchr(header, '\n') - header), header, (int)len, line);
+        rows++;
+    }
+    cr_assert_eq(rows, 9, "2 bookmakers, 6 models, the ensemble:\n%s", r.out);
     bpt_result_free(&r);
 }
