@@ -252,11 +252,12 @@ typedef struct eval_run {
     size_t n_rows;
 } eval_run;
 
-/* The evaluation defaults of the bench (bench/models): the goal models look back 1100 days. */
+/* The evaluation defaults of the bench (bench/models): the goal models look back 1100 days
+ * with a weak prior on their ratings (BPM_WF_GOALS_PARAMS). */
 static const char *default_params(const char *model)
 {
     if (strcmp(model, "dixon_coles") == 0 || strcmp(model, "poisson") == 0) {
-        return "{\"xi\": 0.0018, \"window_days\": 1100}";
+        return BPM_WF_GOALS_PARAMS;
     }
     return NULL;
 }
