@@ -166,22 +166,26 @@ static const bp_model_type recorder_type = {
     .destroy = rec_destroy,
 };
 
+static void all_true(bool *eval, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        eval[k] = true;
+    }
+}
+
+/* Walk the recorder over h, scoring the matches eval marks (NULL: every match). */
 static void run(const history *h, const bool *eval, int refit_days, recorder *rec, bpm_wf_model *w)
 {
+    bool all[MAX_MATCHES];
+    all_true(all, h->n);
     memset(w, 0, sizeof *w);
     w->label = "recorder";
     w->type = &recorder_type;
     w->plugin_state = rec;
     w->refit_days = refit_days;
     bp_error err = {0};
-    cr_assert_eq(bpm_wf_run(h->m, h->n, eval, w, NULL, NULL, &err), BP_OK, "%s", err.msg);
-}
-
-static void all_true(bool *eval, size_t n)
-{
-    for (size_t k = 0; k < n; k++) {
-        eval[k] = true;
-    }
+    cr_assert_eq(bpm_wf_run(h->m, h->n, eval ? eval : all, w, NULL, NULL, &err), BP_OK, "%s",
+                 err.msg);
 }
 
 /* ---- no look-ahead -------------------------------------------------------------------------- */
@@ -196,11 +200,9 @@ Test(walkforward, every_fit_saw_only_the_days_before_the_day_it_predicts)
     add(&h, 3, 11, 4, 1, 2, 0); /* H */
     add(&h, 3, 20, 1, 3, 3, 1); /* H */
     add(&h, 4, 19, 2, 4, 0, 0); /* D */
-    bool eval[MAX_MATCHES];
-    all_true(eval, h.n);
     recorder rec = {0};
     bpm_wf_model w;
-    run(&h, eval, 1, &rec, &w);
+    run(&h, NULL, 1, &rec, &w);
 
     /* day 0 has no earlier day to learn from; days 1, 3 and 4 each get one fit */
     cr_assert_eq(w.fits, 3);
@@ -249,14 +251,11 @@ Test(walkforward, refits_when_refit_days_have_passed_on_a_day_to_score)
     for (size_t i = 0; i < sizeof days / sizeof days[0]; i++) {
         add(&h, days[i], 15, 1 + (int64_t)(i % 2), 2 - (int64_t)(i % 2), (int)(i % 3), 1);
     }
-    bool eval[MAX_MATCHES];
-    all_true(eval, h.n);
-
     /* every 3 days: fits on day 1 (the first day with history), 5 (4 days later), 9 (4 later);
      * days 2, 3, 6 and 10 reuse the last fit */
     recorder rec = {0};
     bpm_wf_model w;
-    run(&h, eval, 3, &rec, &w);
+    run(&h, NULL, 3, &rec, &w);
     cr_assert_eq(w.fits, 3);
     const size_t want_n[] = {1, 4, 6};
     for (int f = 0; f < 3; f++) {
@@ -273,6 +272,8 @@ Test(walkforward, refits_when_refit_days_have_passed_on_a_day_to_score)
 
     /* a day with nothing to score triggers no fit: with day 5 left out, the second fit waits for
      * day 6 (5 days after day 1), then day 9 */
+    bool eval[MAX_MATCHES];
+    all_true(eval, h.n);
     eval[4] = false;
     recorder rec2 = {0};
     run(&h, eval, 3, &rec2, &w);
@@ -392,21 +393,53 @@ static void blend_history(history *h)
     }
 }
 
-Test(walkforward, ensemble_weights_come_from_earlier_days_only)
+/* Member a puts 0.9 on the observed outcome of matches before `wrong_from` and 0.9 on another
+ * outcome after; member b is uniform. */
+static void member_forecasts(const history *h, size_t wrong_from, double (*pa)[3], double (*pb)[3])
 {
-    history h = {.n = 0};
-    blend_history(&h);
-    /* member a: nearly sure of the right outcome on days 0..2, sure of a wrong one on day 3;
-     * member b: uniform. A blend that peeked at day 3 would move weight to b. */
-    double pa[8][3], pb[8][3];
-    for (size_t k = 0; k < h.n; k++) {
-        int o = bpm_outcome(h.m[k].home_goals, h.m[k].away_goals);
-        int c = k < 6 ? o : (o + 1) % 3;
+    for (size_t k = 0; k < h->n; k++) {
+        int o = bpm_outcome(h->m[k].home_goals, h->m[k].away_goals);
+        int c = k < wrong_from ? o : (o + 1) % 3;
         for (int j = 0; j < 3; j++) {
             pa[k][j] = j == c ? 0.9 : 0.05;
             pb[k][j] = 1.0 / 3;
         }
     }
+}
+
+/* The RPS-minimising weights of a and b on the matches rows[0..n_rows), computed directly. */
+static void weights_on(const history *h, double (*pa)[3], double (*pb)[3], const size_t *rows,
+                       size_t n_rows, double w[2])
+{
+    double p[MAX_MATCHES * 2 * 3];
+    int y[MAX_MATCHES];
+    for (size_t r = 0; r < n_rows; r++) {
+        size_t k = rows[r];
+        memcpy(p + (r * 2) * 3, pa[k], sizeof pa[k]);
+        memcpy(p + (r * 2 + 1) * 3, pb[k], sizeof pb[k]);
+        y[r] = bpm_outcome(h->m[k].home_goals, h->m[k].away_goals);
+    }
+    bp_error err = {0};
+    cr_assert_eq(bpm_blend_weights(p, y, n_rows, 2, w, NULL, "test", &err), BP_OK, "%s", err.msg);
+}
+
+static void assert_blend(double (*out)[3], double (*pa)[3], double (*pb)[3], size_t k,
+                         const double w[2])
+{
+    for (int j = 0; j < 3; j++) {
+        cr_assert(NEAR(out[k][j], w[0] * pa[k][j] + w[1] * pb[k][j], 1e-12),
+                  "match %zu outcome %d: %.17g with weights %g/%g", k, j, out[k][j], w[0], w[1]);
+    }
+}
+
+Test(walkforward, ensemble_weights_come_from_earlier_days_only)
+{
+    history h = {.n = 0};
+    blend_history(&h);
+    /* a is right on days 0..2 and wrong on day 3: a blend that peeked at day 3 would move weight
+     * to b */
+    double pa[8][3], pb[8][3];
+    member_forecasts(&h, 6, pa, pb);
     bpm_wf_model a = {.p = pa}, b = {.p = pb};
     const bpm_wf_model *members[2] = {&a, &b};
     bool use[MAX_MATCHES];
@@ -417,26 +450,16 @@ Test(walkforward, ensemble_weights_come_from_earlier_days_only)
                  err.msg);
 
     /* day 0: no earlier forecast, equal weights */
-    for (int j = 0; j < 3; j++) {
-        cr_assert(NEAR(out[0][j], 0.5 * pa[0][j] + 0.5 * pb[0][j], 1e-15));
-    }
-    /* each later day d: the weights minimising RPS on days 0..d-1, computed here directly */
+    const double equal[2] = {0.5, 0.5};
+    assert_blend(out, pa, pb, 0, equal);
+    assert_blend(out, pa, pb, 1, equal);
+    /* each later day d: the weights minimising RPS on days 0..d-1 */
+    const size_t earlier[6] = {0, 1, 2, 3, 4, 5};
     for (size_t d = 1; d < 4; d++) {
-        size_t rows = 2 * d;
-        double p[8 * 2 * 3], w[2];
-        int y[8];
-        for (size_t r = 0; r < rows; r++) {
-            memcpy(p + (r * 2 + 0) * 3, pa[r], sizeof pa[r]);
-            memcpy(p + (r * 2 + 1) * 3, pb[r], sizeof pb[r]);
-            y[r] = bpm_outcome(h.m[r].home_goals, h.m[r].away_goals);
-        }
-        cr_assert_eq(bpm_blend_weights(p, y, rows, 2, w, NULL, "test", &err), BP_OK, "%s", err.msg);
-        for (size_t k = 2 * d; k < 2 * d + 2; k++) {
-            for (int j = 0; j < 3; j++) {
-                cr_assert(NEAR(out[k][j], w[0] * pa[k][j] + w[1] * pb[k][j], 1e-12),
-                          "day %zu match %zu", d, k);
-            }
-        }
+        double w[2];
+        weights_on(&h, pa, pb, earlier, 2 * d, w);
+        assert_blend(out, pa, pb, 2 * d, w);
+        assert_blend(out, pa, pb, 2 * d + 1, w);
         if (d == 3) {
             cr_assert_gt(w[0], 0.9, "before day 3 member a was right: %g", w[0]);
             cr_assert(NEAR(w_last[0], w[0], 1e-15) && NEAR(w_last[1], w[1], 1e-15),
@@ -450,13 +473,7 @@ Test(walkforward, ensemble_uses_equal_weights_until_min_rows_and_skips_unused_ma
     history h = {.n = 0};
     blend_history(&h);
     double pa[8][3], pb[8][3];
-    for (size_t k = 0; k < h.n; k++) {
-        int o = bpm_outcome(h.m[k].home_goals, h.m[k].away_goals);
-        for (int j = 0; j < 3; j++) {
-            pa[k][j] = j == o ? 0.9 : 0.05;
-            pb[k][j] = 1.0 / 3;
-        }
-    }
+    member_forecasts(&h, h.n, pa, pb);
     bpm_wf_model a = {.p = pa}, b = {.p = pb};
     const bpm_wf_model *members[2] = {&a, &b};
     bool use[MAX_MATCHES];
@@ -467,29 +484,17 @@ Test(walkforward, ensemble_uses_equal_weights_until_min_rows_and_skips_unused_ma
     /* 5 rows are needed: days 0..2 give 1 + 2 + 2 = 5 only before day 3 */
     cr_assert_eq(bpm_wf_blend(h.m, h.n, use, members, 2, 5, out, NULL, &err), BP_OK, "%s", err.msg);
     cr_assert(isnan(out[1][0]) && isnan(out[1][1]) && isnan(out[1][2]));
+    const double equal[2] = {0.5, 0.5};
     for (size_t k = 0; k < 6; k++) {
-        if (k == 1) {
-            continue;
-        }
-        for (int j = 0; j < 3; j++) {
-            cr_assert(NEAR(out[k][j], 0.5 * pa[k][j] + 0.5 * pb[k][j], 1e-15), "match %zu", k);
+        if (k != 1) {
+            assert_blend(out, pa, pb, k, equal);
         }
     }
-    double p[5 * 2 * 3], w[2];
-    int y[5];
-    const size_t rows_of[5] = {0, 2, 3, 4, 5};
-    for (size_t r = 0; r < 5; r++) {
-        size_t k = rows_of[r];
-        memcpy(p + (r * 2) * 3, pa[k], sizeof pa[k]);
-        memcpy(p + (r * 2 + 1) * 3, pb[k], sizeof pb[k]);
-        y[r] = bpm_outcome(h.m[k].home_goals, h.m[k].away_goals);
-    }
-    cr_assert_eq(bpm_blend_weights(p, y, 5, 2, w, NULL, "test", &err), BP_OK, "%s", err.msg);
-    for (size_t k = 6; k < 8; k++) {
-        for (int j = 0; j < 3; j++) {
-            cr_assert(NEAR(out[k][j], w[0] * pa[k][j] + w[1] * pb[k][j], 1e-12), "match %zu", k);
-        }
-    }
+    const size_t rows[5] = {0, 2, 3, 4, 5};
+    double w[2];
+    weights_on(&h, pa, pb, rows, 5, w);
+    assert_blend(out, pa, pb, 6, w);
+    assert_blend(out, pa, pb, 7, w);
     /* member counts outside 2..BPM_BLEND_MAX_MEMBERS are refused */
     cr_assert_eq(bpm_wf_blend(h.m, h.n, use, members, 1, 5, out, NULL, &err), BP_E_INVAL);
 }
