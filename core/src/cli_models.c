@@ -230,17 +230,19 @@ static int cmd_activate(cli_args *a, app *ap)
  * evaluate
  * ========================================================================================== */
 
+/* A row's label: a model name (at most 63 characters, the registry's limit), a bookmaker, or
+ * "ensemble(a+b+...)" naming up to MAX_MODELS members in full. */
+#define LABEL_MAX (sizeof "ensemble()" + MAX_MODELS * 64)
+
 /* One row of the table: a model, the ensemble, or a bookmaker. */
 typedef struct eval_row {
-    char label[64];
+    char label[LABEL_MAX];
     char short_label[24]; /* for the calibration columns */
     char params[256];
     double (*p)[3]; /* per match, owned */
     bpm_wf_model wf;
     bool is_model, is_book;
-    /* scores on the common set */
-    bpm_scores s;
-    double d_mean, d_lo, d_hi; /* RPS - Pinnacle: mean and bootstrap CI */
+    bpm_wf_scores sc; /* on the common set; the differences are RPS - Pinnacle */
 } eval_row;
 
 typedef struct eval_run {
@@ -250,11 +252,12 @@ typedef struct eval_run {
     size_t n_rows;
 } eval_run;
 
-/* The evaluation defaults of the bench (bench/models): the goal models look back 1100 days. */
+/* The evaluation defaults of the bench (bench/models): the goal models look back 1100 days
+ * with a weak prior on their ratings (BPM_WF_GOALS_PARAMS). */
 static const char *default_params(const char *model)
 {
     if (strcmp(model, "dixon_coles") == 0 || strcmp(model, "poisson") == 0) {
-        return "{\"xi\": 0.0018, \"window_days\": 1100}";
+        return BPM_WF_GOALS_PARAMS;
     }
     return NULL;
 }
@@ -293,14 +296,16 @@ static long price_find(const store_price3 *rows, size_t n, int64_t id)
     return lo < n && rows[lo].match_id == id ? (long)lo : -1;
 }
 
-static void print_row(const eval_row *r, bool ref)
+/* The first column is as wide as the longest label (at least 36), so the columns line up. */
+static void print_row(const eval_row *r, bool ref, int width)
 {
-    printf("  %-36s %5zu  %.4f  %.4f  %.4f  %.4f", r->label, r->s.n, bpm_scores_rps(&r->s),
-           bpm_scores_log_loss(&r->s), bpm_scores_brier(&r->s), bpm_scores_accuracy(&r->s));
+    printf("  %-*s %5zu  %.4f  %.4f  %.4f  %.4f", width, r->label, r->sc.s.n,
+           bpm_scores_rps(&r->sc.s), bpm_scores_log_loss(&r->sc.s), bpm_scores_brier(&r->sc.s),
+           bpm_scores_accuracy(&r->sc.s));
     if (ref) {
         printf("  %25s", "(the reference)");
     } else {
-        printf("  %+.4f [%+.4f, %+.4f]", r->d_mean, r->d_lo, r->d_hi);
+        printf("  %+.4f [%+.4f, %+.4f]", r->sc.d_mean, r->sc.d_lo, r->sc.d_hi);
     }
     if (r->is_model) {
         printf("  %7.2f s  %5d", r->wf.seconds, r->wf.fits);
@@ -313,7 +318,7 @@ static void print_row(const eval_row *r, bool ref)
 
 static json_t *row_json(const eval_row *r, bool ref)
 {
-    json_t *o = bpm_scores_json(&r->s);
+    json_t *o = bpm_scores_json(&r->sc.s);
     if (!o) {
         return NULL;
     }
@@ -323,8 +328,9 @@ static json_t *row_json(const eval_row *r, bool ref)
                                     : r->is_model ? "model"
                                                   : "ensemble"));
     if (!ref) {
-        json_object_set_new(o, "rps_minus_pinnacle", json_real(r->d_mean));
-        json_object_set_new(o, "rps_minus_pinnacle_ci95", json_pack("[f, f]", r->d_lo, r->d_hi));
+        json_object_set_new(o, "rps_minus_pinnacle", json_real(r->sc.d_mean));
+        json_object_set_new(o, "rps_minus_pinnacle_ci95",
+                            json_pack("[f, f]", r->sc.d_lo, r->sc.d_hi));
     }
     if (r->is_model) {
         json_object_set_new(o, "params", json_loads(r->params, 0, NULL));
@@ -351,7 +357,7 @@ static void print_calibration(const eval_run *ev)
     for (int b = 0; b < CALIB_BINS; b++) {
         printf("  %.1f-%.1f  ", (double)b / CALIB_BINS, (double)(b + 1) / CALIB_BINS);
         for (size_t r = 0; r < ev->n_rows; r++) {
-            const bpm_scores *s = &ev->rows[r].s;
+            const bpm_scores *s = &ev->rows[r].sc.s;
             if (s->bin_count[b] == 0) {
                 printf(" %22s", "-");
             } else {
@@ -391,7 +397,7 @@ static int cmd_evaluate(cli_args *a, app *ap, int argc, char **argv)
     size_t n = 0, n_pin = 0, n_b365 = 0;
     store_price3 *pin = NULL, *b365 = NULL;
     bool *has_odds = NULL, *eval = NULL, *use = NULL;
-    double(*pin_p)[3] = NULL, (*b365_p)[3] = NULL, *pin_rps = NULL, *diff = NULL;
+    double(*pin_p)[3] = NULL, (*b365_p)[3] = NULL;
     int64_t from_ms = 0, to_ms = 0;
     bool want_ensemble = false;
     eval_run ev;
@@ -558,9 +564,7 @@ static int cmd_evaluate(cli_args *a, app *ap, int argc, char **argv)
     use = calloc(n, sizeof *use);
     pin_p = calloc(n, sizeof *pin_p);
     b365_p = calloc(n, sizeof *b365_p);
-    pin_rps = calloc(n, sizeof *pin_rps);
-    diff = calloc(n, sizeof *diff);
-    if (!has_odds || !eval || !use || !pin_p || !b365_p || !pin_rps || !diff) {
+    if (!has_odds || !eval || !use || !pin_p || !b365_p) {
         rc = cli_fail(a, BP_E_NOMEM, "out of memory");
         goto done;
     }
@@ -600,7 +604,7 @@ static int cmd_evaluate(cli_args *a, app *ap, int argc, char **argv)
         json_error_t jerr;
         json_t *params = json_loads(row->params, 0, &jerr);
         if (!params) {
-            snprintf(msg, sizeof msg, "--params %s: not JSON: %s", row->label, jerr.text);
+            snprintf(msg, sizeof msg, "--params %.64s: not JSON: %s", row->label, jerr.text);
             rc = cli_fail(a, BP_E_INVAL, msg);
             goto done;
         }
@@ -639,18 +643,14 @@ static int cmd_evaluate(cli_args *a, app *ap, int argc, char **argv)
     if (want_ensemble) {
         const bpm_wf_model *members[MAX_MODELS];
         eval_row *row = &ev.rows[ev.n_rows];
-        char label[sizeof row->label] = "ensemble(";
+        char label[LABEL_MAX] = "ensemble(";
         size_t used = strlen(label);
         for (size_t r = 0; r < ev.n_rows; r++) {
             members[r] = &ev.rows[r].wf;
-            if (used < sizeof label) {
-                used += (size_t)snprintf(label + used, sizeof label - used, "%s%s", r ? "+" : "",
-                                         ev.rows[r].label);
-            }
+            used += (size_t)snprintf(label + used, sizeof label - used, "%s%s", r ? "+" : "",
+                                     ev.rows[r].label);
         }
-        if (used < sizeof label) {
-            snprintf(label + used, sizeof label - used, ")");
-        }
+        snprintf(label + used, sizeof label - used, ")");
         memcpy(row->label, label, sizeof label);
         snprintf(row->short_label, sizeof row->short_label, "ensemble");
         row->p = calloc(n, sizeof *row->p);
@@ -680,34 +680,13 @@ static int cmd_evaluate(cli_args *a, app *ap, int argc, char **argv)
     ev.rows[1].is_book = true;
     b365_p = NULL;
 
-    /* score every row on the common set */
-    for (size_t k = 0; k < n; k++) {
-        if (use[k]) {
-            pin_rps[k] = bpm_rps(ev.rows[0].p[k], bpm_outcome(m[k].home_goals, m[k].away_goals));
-        }
-    }
+    /* score every row on the common set, each against Pinnacle's */
     for (size_t r = 0; r < ev.n_rows; r++) {
         eval_row *row = &ev.rows[r];
-        double sum = 0;
-        bpm_scores_init(&row->s, CALIB_BINS, NULL);
-        for (size_t k = 0; k < n; k++) {
-            if (!use[k]) {
-                continue;
-            }
-            int o = bpm_outcome(m[k].home_goals, m[k].away_goals);
-            if (bpm_scores_add(&row->s, row->p[k], o, &err) != BP_OK) {
-                snprintf(msg, sizeof msg, "%s, match %lld: %s", row->label,
-                         (long long)m[k].match_id, err.msg);
-                rc = cli_fail(a, BP_E_INTERNAL, msg);
-                goto done;
-            }
-            diff[k] = bpm_rps(row->p[k], o) - pin_rps[k];
-            sum += diff[k];
-        }
-        row->d_mean = sum / (double)row->s.n;
-        if (r > 0 && bpm_wf_bootstrap_days(m, n, use, diff, (int)boot, 20240519, &row->d_lo,
-                                           &row->d_hi, &err) != BP_OK) {
-            rc = cli_fail(a, BP_E_INTERNAL, err.msg);
+        if (bpm_wf_score(m, n, use, row->p, r > 0 ? ev.rows[0].p : NULL, CALIB_BINS, (int)boot,
+                         20240519, &row->sc, &err) != BP_OK) {
+            snprintf(msg, sizeof msg, "%.64s: %s", row->label, err.msg);
+            rc = cli_fail(a, BP_E_INTERNAL, msg);
             goto done;
         }
     }
@@ -760,11 +739,16 @@ static int cmd_evaluate(cli_args *a, app *ap, int argc, char **argv)
         cli_print_json(out);
         json_decref(out);
     } else {
+        int width = 36;
+        for (size_t r = 0; r < ev.n_rows; r++) {
+            size_t len = strlen(ev.rows[r].label);
+            width = len > (size_t)width ? (int)len : width;
+        }
         printf("Walk-forward evaluation, %s %s\n%s\n\n", code, seasons, scored_text);
-        printf("  %-36s %5s  %-6s  %-6s  %-6s  %-6s  %-25s  %s\n", "forecast", "n", "RPS",
+        printf("  %-*s %5s  %-6s  %-6s  %-6s  %-6s  %-25s  %s\n", width, "forecast", "n", "RPS",
                "logloss", "Brier", "acc", "RPS - Pinnacle [95% CI]", "walk-forward   fits");
         for (size_t r = 0; r < ev.n_rows; r++) {
-            print_row(&ev.rows[r], r == 0);
+            print_row(&ev.rows[r], r == 0, width);
         }
         printf("\nParams:");
         for (size_t r = 0; r < ev.n_rows; r++) {
@@ -796,8 +780,6 @@ done:
     free(use);
     free(pin_p);
     free(b365_p);
-    free(pin_rps);
-    free(diff);
     return rc;
 }
 

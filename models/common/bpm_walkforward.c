@@ -10,6 +10,7 @@
 
 #include "bpm.h"
 #include "bpm_blend.h"
+#include "bpm_metrics.h"
 
 static double mono_s(void)
 {
@@ -200,6 +201,44 @@ int bpm_wf_blend(const bp_match_result *m, size_t n, const bool *use,
     }
     free(p);
     free(y);
+    return rc;
+}
+
+/* ---- scoring ------------------------------------------------------------------------------ */
+
+int bpm_wf_score(const bp_match_result *m, size_t n, const bool *use, double (*p)[3],
+                 double (*ref)[3], int bins, int boot_reps, uint64_t seed, bpm_wf_scores *out,
+                 bp_error *err)
+{
+    double *diff = NULL, sum = 0.0;
+    int rc = bpm_scores_init(&out->s, bins, err);
+    out->d_mean = out->d_lo = out->d_hi = (double)NAN;
+    if (rc != BP_OK) {
+        return rc;
+    }
+    if (ref && !(diff = calloc(n ? n : 1, sizeof *diff))) {
+        return bp_err(err, BP_E_NOMEM, "out of memory");
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (!use[k]) {
+            continue;
+        }
+        int o = bpm_outcome(m[k].home_goals, m[k].away_goals);
+        if ((rc = bpm_scores_add(&out->s, p[k], o, err)) != BP_OK) {
+            bp_err_prefix(err, "match %lld: ", (long long)m[k].match_id);
+            goto fail;
+        }
+        if (diff) {
+            diff[k] = bpm_rps(p[k], o) - bpm_rps(ref[k], o);
+            sum += diff[k];
+        }
+    }
+    if (diff && out->s.n > 0) {
+        out->d_mean = sum / (double)out->s.n;
+        rc = bpm_wf_bootstrap_days(m, n, use, diff, boot_reps, seed, &out->d_lo, &out->d_hi, err);
+    }
+fail:
+    free(diff);
     return rc;
 }
 

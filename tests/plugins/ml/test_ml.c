@@ -11,7 +11,9 @@
  *     the cache (the entry data.collect_odds writes, or the store on a miss), the best price and
  *     the margin-removed reference book, the edge per 1X2 selection; a match without odds has no
  *     market; a Redis cache stopped mid-run costs nothing but the cache, warns once, recovers;
- *   - `models evaluate` prints its table and agrees with bench_models on the same seasons.
+ *   - `models evaluate` prints its table and agrees with bench_models on the same seasons, names
+ *     a long ensemble in full with the columns aligned;
+ *   - GSL failing inside a model is a status, not an abort (the core turns its handler off).
  */
 #include <math.h>
 #include <signal.h>
@@ -800,5 +802,77 @@ Test(ml, evaluate_prints_the_table_and_agrees_with_the_bench)
     r = bpt_betpipe(dd, "models", "evaluate", "--league", "E0", "--from", "2030-31", NULL);
     cr_assert_neq(r.exit_code, 0);
     cr_assert(strstr(r.err, "no finished E0 matches of 2030-31"), "%s", r.err);
+    bpt_result_free(&r);
+}
+
+/*
+ * GSL's default error handler calls abort(). The core turns it off once at start-up (app.c)
+ * and the models check every GSL status instead, so GSL failing inside a model is a status, in a
+ * worker and in the CLI alike. Here it fails for real: a logistic model on one constant feature
+ * (Elo with k = 0 leaves every team at its start rating, so elo_diff is the home advantage in
+ * every row) without a penalty has a singular Hessian, GSL's Cholesky raises "matrix is not
+ * positive definite" through the error handler (test_model_ml checks that premise), and the
+ * model falls back to a diagonal preconditioner. With the handler on, the process dies of
+ * SIGABRT instead.
+ */
+static const char *CONSTANT_FEATURE = "{\"features\": [\"elo_diff\"], \"k\": 0, \"l2\": 0}";
+
+Test(ml, a_gsl_error_inside_a_model_is_a_status_not_an_abort)
+{
+    import("{\"leagues\": [\"E0\"], \"seasons\": [\"2023-24\"]}");
+    char args[512];
+    snprintf(args, sizeof args,
+             "{\"model\": \"logistic\", \"league\": \"E0\", \"seasons\": [\"2023-24\"], "
+             "\"params\": %s}",
+             CONSTANT_FEATURE);
+    json_t *rec = run_job("ml.train", args);
+    cr_assert_str_eq(state_of(rec), "SUCCESS", "the fit recovers from GSL's error: %s",
+                     error_of(rec));
+    cr_assert_gt(json_integer_value(json_object_get(json_object_get(rec, "result"), "model_id")),
+                 0);
+    json_decref(rec);
+
+    /* the CLI's own process: the walk-forward refits the same model every match day */
+    char params[256];
+    snprintf(params, sizeof params, "logistic=%s", CONSTANT_FEATURE);
+    bpt_result r =
+        bpt_betpipe(dd, "models", "evaluate", "--league", "E0", "--from", "2023-24", "--models",
+                    "logistic", "--params", params, "--boot", "100", "--json", NULL);
+    cr_assert_eq(r.exit_code, 0, "exit %d: %s", r.exit_code, r.err);
+    cr_assert(strstr(r.err, "GSL") == NULL, "%s", r.err);
+    json_t *ev = json_loads(r.out, 0, NULL);
+    cr_assert(ev, "%s", r.out);
+    cr_assert_gt(json_integer_value(json_object_get(ev, "scored")), 100);
+    json_decref(ev);
+    bpt_result_free(&r);
+}
+
+/* The ensemble's row names every member however many there are, and the columns stay aligned:
+ * each row's RPS starts under the header's. */
+Test(ml, evaluate_names_a_long_ensemble_in_full_and_keeps_the_columns)
+{
+    import("{\"leagues\": [\"E0\"], \"seasons\": [\"2023-24\"]}");
+    bpt_result r =
+        bpt_betpipe(dd, "models", "evaluate", "--league", "E0", "--from", "2023-24", "--models",
+                    "dixon_coles,poisson,elo,pi_rating,logistic,random_forest,ensemble", "--params",
+                    "random_forest={\"n_trees\": 10}", "--boot", "100", NULL);
+    cr_assert_eq(r.exit_code, 0, "%s", r.err);
+    const char *label = "ensemble(dixon_coles+poisson+elo+pi_rating+logistic+random_forest)";
+    cr_assert_gt(strlen(label), 63);
+    cr_assert(strstr(r.out, label), "no full ensemble label in\n%s", r.out);
+    const char *header = strstr(r.out, "\n  forecast ");
+    cr_assert(header, "%s", r.out);
+    header++;
+    size_t col = (size_t)(strstr(header, " RPS ") - header) + 1;
+    int rows = 0;
+    for (const char *line = strchr(header, '\n') + 1; *line != '\n' && *line != '\0';
+         line = strchr(line, '\n') + 1) {
+        size_t len = (size_t)(strchr(line, '\n') - line);
+        cr_assert(len > col + 1 && line[col - 1] == ' ' && line[col] == '0' && line[col + 1] == '.',
+                  "row not aligned with the header (RPS at column %zu):\n%.*s\n%.*s", col,
+                  (int)(strchr(header, '\n') - header), header, (int)len, line);
+        rows++;
+    }
+    cr_assert_eq(rows, 9, "2 bookmakers, 6 models, the ensemble:\n%s", r.out);
     bpt_result_free(&r);
 }

@@ -149,6 +149,44 @@ void model_contract_check(const bp_model_type *type, const char *params_json,
     predict_ok(type, m, home, away, &q);
     same_prediction(&p, &q, "a failed fit leaves the model as it was");
 
+    /* non-finite odds anywhere in the set are refused, naming the match */
+    const double not_finite[3] = {NAN, INFINITY, -INFINITY};
+    for (int field = 0; field < 3; field++) {
+        for (int v = 0; v < 3; v++) {
+            memcpy(bad, matches, n * sizeof *bad);
+            double *odds[3] = {&bad[n / 2].odds_home, &bad[n / 2].odds_draw, &bad[n / 2].odds_away};
+            *odds[field] = not_finite[v];
+            char where[64];
+            snprintf(where, sizeof where, "match %zu (id %lld)", n / 2,
+                     (long long)bad[n / 2].match_id);
+            cr_assert_eq(type->fit(m, &bad_set, NULL, &err), BP_E_INVAL, "%s: odds %g accepted",
+                         type->name, not_finite[v]);
+            cr_assert(strstr(err.msg, where) != NULL && strstr(err.msg, "odds") != NULL,
+                      "%s: the message should name %s and its odds: %s", type->name, where,
+                      err.msg);
+            predict_ok(type, m, home, away, &q);
+            same_prediction(&p, &q, "a refused fit on non-finite odds leaves the model as it was");
+        }
+    }
+
+    /* a team with no games in the training set has no forecast: refitted without home's
+     * matches, the model keeps nothing of what it knew about home */
+    size_t kept = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (matches[k].home_team != home && matches[k].away_team != home) {
+            bad[kept++] = matches[k];
+        }
+    }
+    cr_assert_lt(kept, n, "%s: the contract needs a home team that plays in the set", type->name);
+    bp_match_set without = {sizeof without, 0, bad, kept, 0};
+    cr_assert_eq(type->fit(m, &without, NULL, &err), BP_OK, "%s: %s", type->name, err.msg);
+    char team_id[32];
+    snprintf(team_id, sizeof team_id, "%lld", (long long)home);
+    cr_assert_eq(type->predict(m, home, away, 0, &q, &err), BP_E_NOTFOUND, "%s", type->name);
+    cr_assert(strstr(err.msg, team_id) != NULL, "%s: %s", type->name, err.msg);
+    cr_assert_eq(type->predict(m, away, home, 0, &q, &err), BP_E_NOTFOUND, "%s", type->name);
+    cr_assert(strstr(err.msg, team_id) != NULL, "%s: %s", type->name, err.msg);
+
     free(bad);
     free(text);
     json_decref(back);

@@ -11,8 +11,11 @@
  *   - save -> text -> load into a fresh instance predicts bit-for-bit the same;
  *   - a state with another state_version is refused with a message naming both versions, and
  *     the instance keeps predicting as before;
- *   - a fit on bad data (unsorted, or too few matches) fails with BP_E_INVAL and leaves the
- *     previous fit in place.
+ *   - a fit on bad data (unsorted, too few matches, a NaN or infinite price in any of the three
+ *     odds) fails with BP_E_INVAL naming the problem (the match, for odds) and leaves the
+ *     previous fit in place;
+ *   - a team with no games in the training set gets BP_E_NOTFOUND naming it, at home or away,
+ *     even when an earlier fit knew it.
  */
 #ifndef BP_TEST_MODEL_CONTRACT_H
 #define BP_TEST_MODEL_CONTRACT_H
