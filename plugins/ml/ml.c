@@ -247,7 +247,7 @@ static int load_training(const bp_host *h, const char *code, int64_t league_id, 
         const json_t *v;
         json_array_foreach(seasons, i, v)
         {
-            int32_t year;
+            int32_t year = 0;
             if ((rc = parse_season(v, &year, err)) != BP_OK) {
                 training_free(t);
                 return rc;
