@@ -173,28 +173,14 @@ static void print_answer(const char *sub, const json_t *v)
 
 static int ask_daemons(cli_args *a, app *ap, const char *sub, const json_t *args)
 {
-    char *run_dir = util_asprintf("%s/run", ap->cfg->data_dir);
     const char *wire = strcmp(sub, "stats") == 0 ? "cache_stats"
                        : strcmp(sub, "get") == 0 ? "cache_get"
                                                  : "cache_clear";
-    const char *dest = cli_opt_value(a, "destination"), *timeout_text = cli_opt_value(a, "timeout");
-    bool over_redis = broker_url_is_redis(ap->cfg->broker_url);
     json_t *replies = NULL, *r;
     const char *worker;
-    int64_t timeout = 2000;
-    bp_error err = {0};
-    int rc;
-
-    if (timeout_text && util_parse_duration_ms(timeout_text, &timeout, &err) != BP_OK) {
-        free(run_dir);
-        return cli_fail(a, BP_E_INVAL, err.msg);
-    }
-    rc = over_redis ? control_redis_broadcast(ap->cfg->broker_url, wire, args, dest, timeout,
-                                              &replies, &err)
-                    : control_broadcast(run_dir, wire, args, dest, timeout, &replies, &err);
-    free(run_dir);
-    if (rc != BP_OK) {
-        return cli_fail(a, rc, err.msg);
+    int rc = cli_ask_daemons(a, ap, wire, args, &replies);
+    if (rc != 0) {
+        return rc;
     }
     if (json_object_size(replies) == 0) {
         json_decref(replies);

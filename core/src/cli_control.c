@@ -32,30 +32,39 @@ static int parse_timeout(cli_args *a, int64_t *out)
     return 0;
 }
 
+int cli_ask_daemons(cli_args *a, app *ap, const char *cmd, const json_t *args, json_t **out_replies)
+{
+    char *run_dir;
+    const char *dest = cli_opt_value(a, "destination");
+    bp_error err = {0};
+    int64_t timeout;
+    int rc = parse_timeout(a, &timeout);
+    *out_replies = NULL;
+    if (rc != 0) {
+        return rc;
+    }
+    if (broker_url_is_redis(ap->cfg->broker_url)) {
+        rc = control_redis_broadcast(ap->cfg->broker_url, cmd, args, dest, timeout, out_replies,
+                                     &err);
+    } else {
+        run_dir = util_asprintf("%s/run", ap->cfg->data_dir);
+        rc = control_broadcast(run_dir, cmd, args, dest, timeout, out_replies, &err);
+        free(run_dir);
+    }
+    return rc == BP_OK ? 0 : cli_fail(a, rc, err.msg);
+}
+
 /* Broadcast and print the replies. Exit code 0 when every daemon that answered did so without
  * an error, 1 when any answered with one (`control pool-grow` of a queue nobody serves), 5 when
  * none answered. */
 static int broadcast_and_print(cli_args *a, app *ap, const char *cmd, json_t *args)
 {
-    char *run_dir = util_asprintf("%s/run", ap->cfg->data_dir);
     json_t *replies = NULL, *r;
     const char *worker;
-    bp_error err = {0};
-    int64_t timeout;
-    int rc = parse_timeout(a, &timeout);
-    if (rc != 0) {
-        free(run_dir);
-        return rc;
-    }
     bool over_redis = broker_url_is_redis(ap->cfg->broker_url);
-    rc = over_redis
-             ? control_redis_broadcast(ap->cfg->broker_url, cmd, args,
-                                       cli_opt_value(a, "destination"), timeout, &replies, &err)
-             : control_broadcast(run_dir, cmd, args, cli_opt_value(a, "destination"), timeout,
-                                 &replies, &err);
-    free(run_dir);
-    if (rc != BP_OK) {
-        return cli_fail(a, rc, err.msg);
+    int rc = cli_ask_daemons(a, ap, cmd, args, &replies);
+    if (rc != 0) {
+        return rc;
     }
     if (json_object_size(replies) == 0) {
         json_decref(replies);

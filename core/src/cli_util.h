@@ -70,4 +70,12 @@ typedef struct app app;
  * message is printed and the exit code returned; 0 on success. */
 int cli_open_app(cli_args *a, int parts, app **out);
 
+/* Send `cmd` (with args, borrowed) to the running daemons of the instance - through Redis when
+ * the broker is Redis (every host), else the control sockets of <data-dir>/run - honouring the
+ * command's --destination and --timeout (default 2 s). *out_replies gets {worker: reply} (new
+ * reference, maybe empty). On failure the message is printed and the exit code returned; 0 on
+ * success. Defined in cli_control.c. */
+int cli_ask_daemons(cli_args *a, app *ap, const char *cmd, const json_t *args,
+                    json_t **out_replies);
+
 #endif

@@ -49,6 +49,16 @@ static char *record_args(int sleep_ms)
     return buf;
 }
 
+/* Wait for every job of `ids` to finish, each in SUCCESS. */
+static void expect_all_succeed(app *a, char (*ids)[BP_JOB_ID_SIZE], int n, int64_t timeout_ms)
+{
+    for (int i = 0; i < n; i++) {
+        job *j = bpt_wait_final(a, ids[i], timeout_ms);
+        cr_assert(j && j->state == JOB_SUCCESS, "job %d (%s) did not succeed", i, ids[i]);
+        job_free(j);
+    }
+}
+
 Test(engine, run_wait_inline_without_daemon)
 {
     bpt_result r =
@@ -313,11 +323,7 @@ Test(engine, two_daemons_run_every_job_exactly_once)
     for (int i = 0; i < N; i++) {
         bpt_enqueue(a, "test.record", record_args(1), ids[i]);
     }
-    for (int i = 0; i < N; i++) {
-        job *j = bpt_wait_final(a, ids[i], 30000);
-        cr_assert(j && j->state == JOB_SUCCESS, "job %d did not succeed", i);
-        job_free(j);
-    }
+    expect_all_succeed(a, ids, N, 30000);
     for (int i = 0; i < N; i++) {
         cr_assert_eq(bpt_count_lines(record, "start", ids[i]), 1, "job %d started %d times", i,
                      bpt_count_lines(record, "start", ids[i]));
@@ -370,11 +376,7 @@ Test(engine, per_queue_concurrency_never_exceeded)
         cr_assert_eq(client_enqueue(a, "test.record", args, &o, NULL, ids[N + i], NULL), BP_OK);
         json_decref(args);
     }
-    for (int i = 0; i < 2 * N; i++) {
-        job *j = bpt_wait_final(a, ids[i], 30000);
-        cr_assert(j && j->state == JOB_SUCCESS);
-        job_free(j);
-    }
+    expect_all_succeed(a, ids, 2 * N, 30000);
     cr_assert_eq(max_overlap("default"), 2, "default ran %d at once", max_overlap("default"));
     cr_assert_eq(max_overlap("data_queue"), 3, "data_queue ran %d at once",
                  max_overlap("data_queue"));
@@ -495,11 +497,7 @@ Test(engine, sighup_reloads_concurrency)
         for (int i = 0; i < 8; i++) {
             bpt_enqueue(a, "test.record", record_args(250), ids[i]);
         }
-        for (int i = 0; i < 8; i++) {
-            job *j = bpt_wait_final(a, ids[i], 20000);
-            cr_assert(j && j->state == JOB_SUCCESS);
-            job_free(j);
-        }
+        expect_all_succeed(a, ids, 8, 20000);
         cr_assert_eq(max_overlap("default"), 4, "default ran %d at once after the reload",
                      max_overlap("default"));
         app_close(a);
@@ -528,11 +526,7 @@ Test(engine, queues_option_serves_only_those_queues)
         cr_assert_eq(client_enqueue(a, "test.record", args, &o, NULL, data[i], NULL), BP_OK);
         json_decref(args);
     }
-    for (int i = 0; i < 3; i++) {
-        job *j = bpt_wait_final(a, data[i], 20000);
-        cr_assert(j && j->state == JOB_SUCCESS);
-        job_free(j);
-    }
+    expect_all_succeed(a, data, 3, 20000);
     cr_assert_eq(max_overlap("data_queue"), 1, "data_queue=1 ran %d at once",
                  max_overlap("data_queue"));
     util_sleep_ms(300);
