@@ -67,6 +67,33 @@ typedef struct mem_backend {
     mem_shard shards[CACHE_MEM_SHARDS];
 } mem_backend;
 
+/* A shard is held for well under a microsecond (a lookup, an LRU move, a deep copy of a small
+ * value), while a contended pthread mutex puts the waiter to sleep in the kernel and costs it
+ * some tens of microseconds to be woken: with two threads on 16 shards that was the 99th
+ * percentile of every get. So a waiter first spins briefly, retrying the lock, and sleeps only
+ * when the holder is really busy (or was preempted). */
+#define SHARD_SPINS 100
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static void shard_lock(mem_shard *s)
+{
+    for (int i = 0; i < SHARD_SPINS; i++) {
+        if (pthread_mutex_trylock(&s->lock) == 0) {
+            return;
+        }
+        cpu_relax();
+    }
+    pthread_mutex_lock(&s->lock);
+}
+
 /* FNV-1a with a final avalanche (splitmix64) so both the high bits (shard) and low bits
  * (bucket) are well mixed. */
 static uint64_t mem_hash(const char *key, size_t len)
@@ -239,7 +266,7 @@ static int mem_get(cache_backend *b, const char *key, size_t key_len, unsigned c
     size_t len = 0;
     int rc = BP_E_NOTFOUND;
 
-    pthread_mutex_lock(&s->lock);
+    shard_lock(s);
     mem_entry **pp = bucket_slot(s, hash, key, key_len);
     mem_entry *e = *pp;
     if (e && e->expire_at_ms <= now) {
@@ -280,7 +307,7 @@ static int mem_get_value(cache_backend *b, const char *key, size_t key_len, json
     mem_entry *dead = NULL;
     int rc = BP_E_NOTFOUND;
 
-    pthread_mutex_lock(&s->lock);
+    shard_lock(s);
     mem_entry **pp = bucket_slot(s, hash, key, key_len);
     mem_entry *e = *pp;
     if (e && e->expire_at_ms <= now) {
@@ -363,7 +390,7 @@ static int mem_set(cache_backend *b, const cache_item *it, bp_error *err)
     memcpy(e->data, it->key, it->key_len);
     memcpy(e->data + it->key_len, it->blob, it->blob_len);
 
-    pthread_mutex_lock(&s->lock);
+    shard_lock(s);
     pp = bucket_slot(s, hash, it->key, it->key_len);
     if (*pp) {
         mem_entry *old = *pp;
@@ -414,7 +441,7 @@ static int mem_del(cache_backend *b, const char *key, size_t key_len, int *out_r
     mem_entry *dead = NULL;
     (void)err;
 
-    pthread_mutex_lock(&s->lock);
+    shard_lock(s);
     mem_entry **pp = bucket_slot(s, hash, key, key_len);
     if (*pp) {
         dead = *pp;
@@ -437,7 +464,7 @@ static void shard_sweep(mem_shard *s, cache_type type, mem_pred pred, const void
                         int count_as_expired, uint64_t *out_removed, uint64_t *out_bytes)
 {
     mem_entry *dead = NULL;
-    pthread_mutex_lock(&s->lock);
+    shard_lock(s);
     mem_entry *e = s->lru_head;
     while (e) {
         mem_entry *next = e->lru_next;
@@ -499,7 +526,7 @@ static int mem_usage(cache_backend *b, cache_usage *out, bp_error *err)
     memset(out, 0, sizeof(cache_usage) * CACHE_TYPE_COUNT);
     for (int i = 0; i < CACHE_MEM_SHARDS; i++) {
         mem_shard *s = &m->shards[i];
-        pthread_mutex_lock(&s->lock);
+        shard_lock(s);
         for (int t = 0; t < CACHE_TYPE_COUNT; t++) {
             out[t].keys += s->usage[t].keys;
             out[t].bytes += s->usage[t].bytes;
