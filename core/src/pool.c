@@ -469,6 +469,28 @@ static json_t *queues_json(pool *p)
     return o;
 }
 
+/* The broker failed an exchange, heartbeat or reaper pass (dispatcher thread only): one error line
+ * when an outage starts, not one every few seconds while it lasts; broker_ok() says when it
+ * ends. */
+static void broker_failed(pool *p, const char *what, const bp_error *err)
+{
+    if (p->outage_since_ms == 0) {
+        p->outage_since_ms = util_now_ms();
+        log_error("pool", "broker unavailable (%s), retrying with backoff: %s", what, err->msg);
+    } else {
+        log_debug("pool", "broker still unavailable (%s): %s", what, err->msg);
+    }
+}
+
+static void broker_ok(pool *p)
+{
+    if (p->outage_since_ms) {
+        log_info("pool", "broker reachable again after %lld ms",
+                 (long long)(util_now_ms() - p->outage_since_ms));
+        p->outage_since_ms = 0;
+    }
+}
+
 static void do_heartbeat(pool *p)
 {
     json_t *progress = json_object(), *revoked = NULL, *stats = pool_stats(p), *queues;
@@ -521,8 +543,9 @@ static void do_heartbeat(pool *p)
     free(held);
     free(held_ids);
     if (rc != BP_OK) {
-        log_warn("pool", "heartbeat failed: %s", err.msg);
+        broker_failed(p, "heartbeat", &err);
     } else {
+        broker_ok(p);
         size_t i;
         json_t *v;
         pthread_mutex_lock(&p->lock);
@@ -725,21 +748,14 @@ static void *dispatcher_main(void *arg)
                 }
                 pthread_mutex_unlock(&p->lock);
                 free(taken);
-                if (p->outage_since_ms == 0) {
-                    p->outage_since_ms = util_now_ms();
-                    log_error("pool", "broker unavailable, retrying with backoff: %s", err.msg);
-                }
+                broker_failed(p, "exchange", &err);
                 backoff_ms = backoff_ms ? (backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2) : 50;
                 if (done) {
                     break;
                 }
                 goto wait;
             }
-            if (p->outage_since_ms) {
-                log_info("pool", "broker reachable again after %lld ms",
-                         (long long)(util_now_ms() - p->outage_since_ms));
-                p->outage_since_ms = 0;
-            }
+            broker_ok(p);
             backoff_ms = 0;
             for (size_t i = 0; i < n_taken; i++) {
                 /* A job sent back to wait for its retry is due again at retry_at: the wake-up must
@@ -818,7 +834,9 @@ static void *dispatcher_main(void *arg)
             broker_reap_report rep = {0};
             bp_error err = {0};
             if (p->b->ops->reap(p->b, &rep, &err) != BP_OK) {
-                log_warn("pool", "reaper pass failed: %s", err.msg);
+                broker_failed(p, "reaper", &err);
+            } else {
+                broker_ok(p);
             }
             next_reap = now + p->reap_ms;
         }

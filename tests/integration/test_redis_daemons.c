@@ -343,6 +343,34 @@ static bool enough_started(void *ud)
     return count_lines("start", NULL, 0) >= c->at_least;
 }
 
+/* A daemon that loses Redis for several seconds says so once (collectd's rule: one complaint per
+ * outage), not at every heartbeat and reaper pass, and says once when it is back. */
+Test(redis_daemons, an_outage_is_logged_once_and_its_end_once, .timeout = 120)
+{
+    char *h1 = host_dir("h1", "{}");
+    char log[1200], id[BP_JOB_ID_SIZE];
+    app *a;
+    job *j;
+    start_redis(NULL);
+    start_daemon(h1, NULL);
+    a = bpt_app_open(h1);
+    bpt_redis_stop(srv);
+    util_sleep_ms(6000); /* past two heartbeats and several reaper passes */
+    bpt_redis_restart(srv);
+    enqueue_record(a, 0, NULL, id);
+    j = bpt_wait_final(a, id, 20000);
+    cr_assert(j && j->state == JOB_SUCCESS, "a job after the outage runs");
+    job_free(j);
+    snprintf(log, sizeof log, "%s/daemon.log", h1);
+    cr_assert_eq(bpt_count_lines(log, "", "broker unavailable ("), 1, "one line for the outage");
+    cr_assert_eq(bpt_count_lines(log, "", "broker reachable again"), 1, "one line for its end");
+    cr_assert_eq(bpt_count_lines(log, "", "reaper pass failed") +
+                     bpt_count_lines(log, "", "heartbeat failed"),
+                 0);
+    app_close(a);
+    free(h1);
+}
+
 Test(redis_daemons, redis_restarted_with_aof_during_2000_jobs_none_lost_none_stuck, .timeout = 300)
 {
     enum { N = 2000 };
