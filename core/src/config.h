@@ -4,8 +4,8 @@
  * Precedence, highest first: command-line flags, BETPIPE_* environment variables, the config
  * file, built-in defaults. The broker URL has a last resort below the file: the seed names
  * REDIS_URL, CELERY_BROKER_URL, then REDIS_HOST/PORT/DB/PASSWORD (generic variables that other
- * software sets too, so any betpipe setting beats them). The file is validated against a schema: an unknown key, a wrong type
- * or a bad duration is an error that names the key path and the file.
+ * software sets too, so any betpipe setting beats them). The file is validated against a schema: an
+ * unknown key, a wrong type or a bad duration is an error that names the key path and the file.
  *
  * Which file: --config FILE, else $BETPIPE_CONFIG, else <data_dir>/betpipe.json when it exists,
  * else /etc/betpipe/betpipe.json when it exists, else none (all defaults).
