@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -95,6 +96,18 @@ bool bpt_wait_for(bool (*cond)(void *ud), void *ud, int64_t timeout_ms)
     }
 }
 
+/*
+ * In a forked child: die with the test process. A test that times out is killed by its runner
+ * before it can stop the daemons it started; without this they would outlive the suite.
+ */
+static void die_with_parent(pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) {
+        _exit(1);
+    }
+}
+
 static const char *map_bin(const char *argv0)
 {
     return strcmp(argv0, "betpipe") == 0 ? bpt_env("BP_TEST_BIN") : argv0;
@@ -172,7 +185,7 @@ bpt_result bpt_run(const char *const *argv, const char *const *env, const char *
     int out_p[2], err_p[2], in_p[2];
     bpt_result r = {.exit_code = -1};
     growbuf out = {0}, err = {0};
-    pid_t pid;
+    pid_t pid, parent = getpid();
     int64_t end = bpt_now_ms() + bpt_deadline_ms(timeout_ms);
     char **envp = build_env(env);
 
@@ -180,6 +193,7 @@ bpt_result bpt_run(const char *const *argv, const char *const *env, const char *
     pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
+        die_with_parent(parent);
         dup2(in_p[0], 0);
         dup2(out_p[1], 1);
         dup2(err_p[1], 2);
@@ -279,9 +293,11 @@ void bpt_result_free(bpt_result *r)
 pid_t bpt_spawn(const char *const *argv, const char *const *env, const char *log_path)
 {
     char **envp = build_env(env);
+    pid_t parent = getpid();
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
+        die_with_parent(parent);
         int fd = open(log_path ? log_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
         int devnull = open("/dev/null", O_RDONLY);
         if (fd >= 0) {
