@@ -129,27 +129,42 @@ Test(cli_errors, unreadable_and_invalid_config)
     expect_refused(3, "line 1", "--config", path, "status", NULL);
 }
 
+/* Replace the SQLite file `name` of the instance (and its WAL) with text; returns the bytes. */
+static char *corrupt(const char *name, const char *line, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/%s-wal", dd, name);
+    remove(path);
+    snprintf(path, cap, "%s/%s", dd, name);
+    remove(path);
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "cannot write %s", path);
+    for (int i = 0; i < 300; i++) {
+        fputs(line, f);
+    }
+    fclose(f);
+    return bpt_slurp(path);
+}
+
+/* The file at path still holds exactly `before` (the refusal did not touch it). */
+static void expect_untouched(const char *path, char *before)
+{
+    char *after = bpt_slurp(path);
+    cr_assert_str_eq(before, after, "the corrupt file %s was modified", path);
+    free(before);
+    free(after);
+}
+
 Test(cli_errors, corrupt_sqlite_files_are_refused_untouched)
 {
     char path[1024];
-    FILE *f;
-    char *before, *after;
+    char *before;
     bpt_result r;
+
     /* a healthy instance with one job first */
     r = bpt_betpipe(dd, "run", "sys.noop", NULL);
     cr_assert_eq(r.exit_code, 0, "%s", r.err);
     bpt_result_free(&r);
-    snprintf(path, sizeof path, "%s/broker.db", dd);
-    remove(path);
-    snprintf(path, sizeof path, "%s/broker.db-wal", dd);
-    remove(path);
-    snprintf(path, sizeof path, "%s/broker.db", dd);
-    f = fopen(path, "w");
-    for (int i = 0; i < 300; i++) {
-        fputs("garbage garbage garbage garbage\n", f);
-    }
-    fclose(f);
-    before = bpt_slurp(path);
+    before = corrupt("broker.db", "garbage garbage garbage garbage\n", path, sizeof path);
     r = bpt_betpipe(dd, "run", "sys.noop", NULL);
     cr_assert_eq(r.exit_code, 4, "%s", r.err);
     cr_assert(strstr(r.err, "broker.db") && strstr(r.err, "not a usable"), "%s", r.err);
@@ -157,33 +172,17 @@ Test(cli_errors, corrupt_sqlite_files_are_refused_untouched)
     r = bpt_betpipe(dd, "status", NULL);
     cr_assert_eq(r.exit_code, 4);
     bpt_result_free(&r);
-    after = bpt_slurp(path);
-    cr_assert_str_eq(before, after, "the corrupt file was modified");
-    free(before);
-    free(after);
+    expect_untouched(path, before);
 
-    /* the store (betpipe.db) likewise */
+    /* the store (betpipe.db) likewise, beside a fresh broker */
     snprintf(path, sizeof path, "%s/broker.db", dd);
     remove(path);
-    snprintf(path, sizeof path, "%s/betpipe.db", dd);
-    remove(path);
-    snprintf(path, sizeof path, "%s/betpipe.db-wal", dd);
-    remove(path);
-    snprintf(path, sizeof path, "%s/betpipe.db", dd);
-    f = fopen(path, "w");
-    for (int i = 0; i < 300; i++) {
-        fputs("not a database at all, not at all\n", f);
-    }
-    fclose(f);
-    before = bpt_slurp(path);
+    before = corrupt("betpipe.db", "not a database at all, not at all\n", path, sizeof path);
     r = bpt_betpipe(dd, "run", "maint.backup_db", "--wait", NULL);
     cr_assert_eq(r.exit_code, 4, "%s %s", r.out, r.err);
     cr_assert(strstr(r.err, "betpipe.db"), "%s", r.err);
     bpt_result_free(&r);
-    after = bpt_slurp(path);
-    cr_assert_str_eq(before, after, "the corrupt store was modified");
-    free(before);
-    free(after);
+    expect_untouched(path, before);
 }
 
 Test(cli_errors, task_and_revoke_of_unknown_ids)

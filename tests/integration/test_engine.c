@@ -59,6 +59,17 @@ static void expect_all_succeed(app *a, char (*ids)[BP_JOB_ID_SIZE], int n, int64
     }
 }
 
+/* The job record o finished at least min_ms after it was created (its retries waited for their
+ * backoff). */
+static void expect_finished_after(const json_t *o, int64_t min_ms)
+{
+    int64_t created = 0, finished = 0;
+    util_parse_iso8601(json_string_value(json_object_get(o, "created")), &created, NULL);
+    util_parse_iso8601(json_string_value(json_object_get(o, "finished")), &finished, NULL);
+    cr_assert_geq(finished - created, min_ms, "retries waited for their backoff (%lld ms)",
+                  (long long)(finished - created));
+}
+
 Test(engine, run_wait_inline_without_daemon)
 {
     bpt_result r =
@@ -191,11 +202,7 @@ Test(engine, retries_with_backoff_then_success)
         json_integer_value(json_object_get(json_object_get(o, "result"), "succeeded_on_attempt")),
         3);
     /* backoff 0.2 s then 0.4 s: the job cannot finish sooner than 0.6 s after it was created */
-    int64_t created = 0, finished = 0;
-    util_parse_iso8601(json_string_value(json_object_get(o, "created")), &created, NULL);
-    util_parse_iso8601(json_string_value(json_object_get(o, "finished")), &finished, NULL);
-    cr_assert_geq(finished - created, 600, "retries waited for their backoff (%lld ms)",
-                  (long long)(finished - created));
+    expect_finished_after(o, 600);
     json_decref(o);
     bpt_result_free(&r);
 }
@@ -564,11 +571,7 @@ Test(engine, daemon_retries_and_soft_time_limit)
     cr_assert_str_eq(json_string_value(json_object_get(o, "state")), "SUCCESS");
     cr_assert_eq(json_integer_value(json_object_get(o, "attempts")), 3);
     cr_assert(strstr(json_string_value(json_object_get(o, "worker")), tag), "run by the daemon");
-    int64_t created = 0, finished = 0;
-    util_parse_iso8601(json_string_value(json_object_get(o, "created")), &created, NULL);
-    util_parse_iso8601(json_string_value(json_object_get(o, "finished")), &finished, NULL);
-    cr_assert_geq(finished - created, 600, "retries waited for their backoff (%lld ms)",
-                  (long long)(finished - created));
+    expect_finished_after(o, 600);
     json_decref(o);
     bpt_result_free(&r);
 
