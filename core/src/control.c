@@ -1,6 +1,8 @@
 /*
  * control.c - the daemon's control socket and the client that broadcasts to it (control.h).
  */
+/* pipe2() (atomic O_CLOEXEC) is a GNU/Linux call. */
+#define _GNU_SOURCE
 #include "control.h"
 
 #include <dirent.h>
@@ -207,7 +209,7 @@ int control_server_start(const char *run_dir, const char *worker_id, control_han
     }
     util_strlcpy(sa.sun_path, s->path, sizeof sa.sun_path);
     s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s->fd < 0 || pipe(s->stop_pipe) != 0) {
+    if (s->fd < 0 || pipe2(s->stop_pipe, O_CLOEXEC) != 0) {
         free(s->worker_id);
         free(s);
         return bp_err(err, BP_E_IO, "cannot create the control socket");

@@ -1,9 +1,12 @@
 /*
  * isolate.c - running a job in a process of its own (see isolate.h).
  */
+/* pipe2() (atomic O_CLOEXEC) is a GNU/Linux call. */
+#define _GNU_SOURCE
 #include "isolate.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -11,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -195,7 +199,11 @@ void isolate_run(app *a, pool *p, pool_task *t, pool_outcome *out)
     record = job_to_json(j);
     text = record ? json_dumps(record, JSON_COMPACT) : NULL;
     json_decref(record);
-    if (!text || pipe(in_pipe) != 0 || pipe(out_pipe) != 0) {
+    /* Close-on-exec from birth: two workers spawn children at once, and a child that inherited
+     * the other's pipe ends would hold them open - each child then waits for an end of input
+     * that the other prevents (a deadlock seen with two ml.train runs side by side). The
+     * child's own ends become its stdin and stdout through dup2, which clears the flag. */
+    if (!text || pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0) {
         set_outcome(out, JOB_FAILURE, "isolation: cannot set up the child process");
         goto cleanup;
     }
@@ -365,6 +373,10 @@ static char *read_stdin(void)
 
 int isolate_child_main(const config_overrides *ov)
 {
+    /* Die with the daemon: after a kill -9 of the daemon its jobs are run again elsewhere, and
+     * an orphaned child still running one would be a second copy. (The signal is tied to the
+     * spawning worker thread, which waits for this process before it does anything else.) */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     char *text = read_stdin();
     json_t *record = text ? json_loads(text, 0, NULL) : NULL;
     job *j = NULL;

@@ -3,10 +3,12 @@
  * the run, the hard time limit kills, revoke --terminate kills, a plain revoke and the soft limit
  * still reach the job cooperatively, shutdown hands an isolated run back.
  */
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -171,5 +173,111 @@ Test(isolation, shutdown_hands_an_isolated_run_back)
     cr_assert_eq(j->state, JOB_PENDING, "handed back, state %s", job_state_name(j->state));
     cr_assert_eq(j->attempts, 0);
     job_free(j);
+    app_close(a);
+}
+
+/* The pids of the isolated children (__exec-job) whose parent is `daemon`; returns how many. */
+static int children_of(pid_t daemon, pid_t *out, int cap)
+{
+    DIR *proc = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+    cr_assert(proc);
+    while ((e = readdir(proc)) && n < cap) {
+        char path[300], buf[4096];
+        long pid = strtol(e->d_name, NULL, 10);
+        if (pid <= 0) {
+            continue;
+        }
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        FILE *f = fopen(path, "r");
+        long ppid = 0;
+        if (!f) {
+            continue;
+        }
+        /* pid (comm) state ppid ...: comm may hold spaces, so read after the last ')' */
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        const char *rp = strrchr(buf, ')');
+        if (!rp || sscanf(rp + 1, " %*c %ld", &ppid) != 1 || ppid != (long)daemon) {
+            continue;
+        }
+        snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+        f = fopen(path, "r");
+        if (!f) {
+            continue;
+        }
+        len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        /* cmdline is NUL-separated: look for the argument itself */
+        bool exec_job = false;
+        for (size_t off = 0; off < len; off += strlen(buf + off) + 1) {
+            exec_job = exec_job || strcmp(buf + off, "__exec-job") == 0;
+        }
+        if (exec_job) {
+            out[n++] = (pid_t)pid;
+        }
+    }
+    closedir(proc);
+    return n;
+}
+
+/* Pipes the process holds other than its stdin and stdout. */
+static int stray_pipes(pid_t pid)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    cr_assert(d, "cannot read %s", dir);
+    while ((e = readdir(d))) {
+        char path[400], target[256];
+        long fd = strtol(e->d_name, NULL, 10);
+        if (e->d_name[0] < '0' || e->d_name[0] > '9' || fd <= 1) {
+            continue;
+        }
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ssize_t l = readlink(path, target, sizeof target - 1);
+        if (l > 0) {
+            target[l] = '\0';
+            n += strncmp(target, "pipe:", 5) == 0;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* Two isolated runs side by side: neither child holds the other's pipes nor the daemon's (a child
+ * holding its sibling's stdin open was a deadlock: each waited for an end of input the other
+ * kept from it), and a kill -9 of the daemon takes its children with it (else an orphan keeps
+ * running a job that is about to run again elsewhere). */
+Test(isolation, children_hold_only_their_own_pipes_and_die_with_the_daemon)
+{
+    pid_t d = bpt_daemon_start(dd, "--concurrency", "default=2", NULL);
+    app *a = bpt_app_open(dd);
+    start_and_wait_running(a, "sys.sleep", "{\"seconds\": 30}");
+    start_and_wait_running(a, "sys.sleep", "{\"seconds\": 30}");
+    pid_t kids[8];
+    int n = 0;
+    int64_t end = bpt_now_ms() + bpt_deadline_ms(10000);
+    while ((n = children_of(d, kids, 8)) < 2 && bpt_now_ms() < end) {
+        util_sleep_ms(20);
+    }
+    cr_assert_eq(n, 2, "two isolated children run (found %d)", n);
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(stray_pipes(kids[i]), 0, "child %d holds pipes besides stdin and stdout",
+                     (int)kids[i]);
+    }
+    cr_assert_eq(bpt_stop(d, SIGKILL, 5000), 128 + SIGKILL);
+    end = bpt_now_ms() + bpt_deadline_ms(5000);
+    for (int i = 0; i < n; i++) {
+        while (kill(kids[i], 0) == 0 && bpt_now_ms() < end) {
+            util_sleep_ms(20);
+        }
+        cr_assert(kill(kids[i], 0) != 0, "child %d outlived its daemon", (int)kids[i]);
+    }
     app_close(a);
 }

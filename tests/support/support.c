@@ -308,6 +308,11 @@ pid_t bpt_spawn(const char *const *argv, const char *const *env, const char *log
             dup2(devnull, 0);
         }
         setpgid(0, 0);
+        /* Start as a service manager would, without the test runner's descriptors: what the
+         * daemon hands on to its own children is then its own doing (a test checks that). */
+        for (int other = 3; other < 1024; other++) {
+            close(other);
+        }
         execve(map_bin(argv[0]), (char *const *)(uintptr_t)argv, envp);
         _exit(127);
     }
