@@ -15,6 +15,7 @@
 #include "redis_conn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -861,6 +862,10 @@ static int connect_now(redis_conn *c, bp_error *err)
         return setup_fail(c, ctx, ctx ? BP_E_UNAVAILABLE : BP_E_NOMEM, err, "cannot connect: %s",
                           why);
     }
+    /* hiredis 0.14 opens its socket without close-on-exec: keep it out of isolated children.
+     * (A child spawned in the instant between socket() and this call still gets a copy; it dies
+     * with the daemon, so the copy cannot outlive it.) */
+    fcntl(ctx->fd, F_SETFD, fcntl(ctx->fd, F_GETFD) | FD_CLOEXEC);
     if (redisSetTimeout(ctx, tv_of(c->o.command_timeout_ms)) != REDIS_OK) {
         return setup_fail(c, ctx, BP_E_IO, err, "cannot set the socket timeout: %s", ctx->errstr);
     }
