@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -148,10 +147,7 @@ static void launch(bpt_redis *r)
     cr_assert(r->pid >= 0, "fork failed (errno %d)", errno);
     if (r->pid == 0) {
         /* Die with the test even when it aborts before tearing the fixture down. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) {
-            _exit(1);
-        }
+        bpt_die_with_parent(parent);
         if (!freopen("/dev/null", "r", stdin)) {
             _exit(126);
         }

@@ -96,11 +96,7 @@ bool bpt_wait_for(bool (*cond)(void *ud), void *ud, int64_t timeout_ms)
     }
 }
 
-/*
- * In a forked child: die with the test process. A test that times out is killed by its runner
- * before it can stop the daemons it started; without this they would outlive the suite.
- */
-static void die_with_parent(pid_t parent)
+void bpt_die_with_parent(pid_t parent)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) {
@@ -193,7 +189,7 @@ bpt_result bpt_run(const char *const *argv, const char *const *env, const char *
     pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
-        die_with_parent(parent);
+        bpt_die_with_parent(parent);
         dup2(in_p[0], 0);
         dup2(out_p[1], 1);
         dup2(err_p[1], 2);
@@ -297,7 +293,7 @@ pid_t bpt_spawn(const char *const *argv, const char *const *env, const char *log
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
-        die_with_parent(parent);
+        bpt_die_with_parent(parent);
         int fd = open(log_path ? log_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
         int devnull = open("/dev/null", O_RDONLY);
         if (fd >= 0) {

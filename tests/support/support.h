@@ -47,6 +47,10 @@ void bpt_result_free(bpt_result *r);
 /* Start a background process (argv[0] = "betpipe" maps to BP_TEST_BIN); stdout/stderr go to
  * log_path (appended). Returns the pid. */
 pid_t bpt_spawn(const char *const *argv, const char *const *env, const char *log_path);
+/* In a forked child of process `parent`: die with it (SIGKILL), or exit at once if it is gone
+ * already. A test that times out is killed by its runner before it can stop the daemons and
+ * servers it started; without this they would outlive the suite. */
+void bpt_die_with_parent(pid_t parent);
 /* Send sig and wait up to timeout_ms for the process to exit; SIGKILL after that. Returns the
  * exit code (or 128 + signal). */
 int bpt_stop(pid_t pid, int sig, int64_t timeout_ms);
